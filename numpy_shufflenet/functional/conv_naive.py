@@ -1,0 +1,67 @@
+"""2-D convolution written as plain loops: the version to read, not to run.
+
+It computes exactly what :func:`numpy_shufflenet.functional.conv.conv2d_forward` computes (the tests check that
+they agree to 1e-10 in float64), one output number at a time::
+
+    out[n, f, i, j] = b[f] + sum_{c, p, q} w[f, c, p, q] * x_pad[n, g*C_g + c, i*s + p, j*s + q]
+
+with ``g = f // F_g`` the group of output channel ``f``. It is several hundred times slower than the
+vectorised version, so use it on tiny inputs only.
+"""
+
+import numpy as np
+
+from .conv import _check_conv_args, pad2d, unpad2d
+from .._checks import check_cache, check_dout
+
+LAYER = "conv2d_naive"
+
+
+def conv2d_forward_naive(x, w, b=None, *, stride=1, padding=0, groups=1):
+    """Loop version of :func:`~numpy_shufflenet.functional.conv.conv2d_forward` (same arguments and shapes)."""
+    stride, padding, groups, out_shape = _check_conv_args(x, w, b, stride, padding, groups)
+    N, F, H_out, W_out = out_shape
+    _, C_g, KH, KW = w.shape
+    F_g = F // groups                     # output channels per group
+    sh, sw = stride
+    x_pad = pad2d(x, padding)
+    out = np.zeros(out_shape, dtype=x.dtype)
+    for n in range(N):
+        for f in range(F):
+            g = f // F_g                  # the group this output channel belongs to
+            channels = slice(g * C_g, (g + 1) * C_g)
+            for i in range(H_out):
+                for j in range(W_out):
+                    window = x_pad[n, channels, i * sh:i * sh + KH, j * sw:j * sw + KW]   # (C_g, KH, KW)
+                    out[n, f, i, j] = np.sum(window * w[f])
+            if b is not None:
+                out[n, f] += b[f]
+    cache = (x_pad, w, b is not None, x.shape, stride, padding, groups, out_shape)
+    return out, cache
+
+
+def conv2d_backward_naive(dout, cache):
+    """Loop version of :func:`~numpy_shufflenet.functional.conv.conv2d_backward`.
+
+    Every output number ``out[n, f, i, j]`` was a dot product of ``w[f]`` with one window of ``x_pad``, so it
+    sends ``dout[n, f, i, j] * window`` to ``dw[f]`` and ``dout[n, f, i, j] * w[f]`` back to that window.
+    """
+    x_pad, w, has_bias, x_shape, stride, padding, groups, out_shape = check_cache(LAYER, cache)
+    dout = check_dout(LAYER, dout, out_shape, w.dtype)
+    N, F, H_out, W_out = out_shape
+    _, C_g, KH, KW = w.shape
+    F_g = F // groups
+    sh, sw = stride
+    dx_pad = np.zeros_like(x_pad)
+    dw = np.zeros_like(w)
+    for n in range(N):
+        for f in range(F):
+            g = f // F_g
+            channels = slice(g * C_g, (g + 1) * C_g)
+            for i in range(H_out):
+                for j in range(W_out):
+                    rows, cols = slice(i * sh, i * sh + KH), slice(j * sw, j * sw + KW)
+                    dw[f] += dout[n, f, i, j] * x_pad[n, channels, rows, cols]
+                    dx_pad[n, channels, rows, cols] += dout[n, f, i, j] * w[f]
+    db = dout.sum(axis=(0, 2, 3)) if has_bias else None
+    return np.ascontiguousarray(unpad2d(dx_pad, padding)), dw, db

@@ -1,0 +1,174 @@
+r"""Gradient checking: compare a backward pass with central finite differences.
+
+For a function ``out = f(x)`` and an upstream gradient ``dout`` (what the loss says about ``out``), the
+gradient a backward pass must return is ``dx = d(sum(out * dout)) / dx``. Its numeric estimate, one coordinate
+at a time, is the central difference::
+
+    dx[i] ~ sum((f(x + h e_i) - f(x - h e_i)) * dout) / (2h)          error O(h^2)
+
+The rules that make the comparison mean something (each one breaks a real check when ignored):
+
+* float64 and ``h = 1e-6``: in float32 the rounding error of ``f`` (about 1e-7 relative) divided by ``2h``
+  swamps the answer;
+* a *random* ``dout``: with ``dout = 1`` a batch-norm input gradient is exactly zero on both sides and any wrong
+  formula passes;
+* copy each output of ``f`` before the next call, because an output that is a view of a buffer ``f`` reuses (a
+  reshape inside channel shuffle, say) would otherwise change under our feet.
+
+The relative error is taken over the whole tensor, ``max|a - b| / (max|a| + max|b|)``: below 1e-7 is a correct
+backward pass in float64, above 1e-3 is a bug. (An element-wise ratio ``|a_i - b_i| / (|a_i| + |b_i|)`` is also
+common, but it blows up at entries that are zero by chance, where both sides are rounding noise.) A gradient
+check also cannot see gradients smaller than its own noise, about ``1e-16 * |f| / h``: keep checked networks
+small and their outputs of order one.
+"""
+
+import numpy as np
+
+from .nn.module import Module
+
+
+def rel_error(a, b):
+    """Relative error of two tensors: ``max|a - b| / (max|a| + max|b|)`` (0 when both are zero)."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if a.shape != b.shape:
+        raise ValueError(f"rel_error: expected arrays of one shape, got {a.shape} and {b.shape}")
+    if a.size == 0:
+        return 0.0
+    scale = np.max(np.abs(a)) + np.max(np.abs(b))
+    return float(np.max(np.abs(a - b)) / scale) if scale > 0 else 0.0
+
+
+def numeric_gradient(f, x, dout, h=1e-6, *, indices=None):
+    """Central-difference estimate of ``d(sum(f(x) * dout)) / dx``.
+
+    Parameters
+    ----------
+    f : callable taking an array shaped like ``x`` and returning an array shaped like ``dout``
+    x : ndarray
+        Not modified: ``f`` is called on a private float64 copy.
+    dout : ndarray, the upstream gradient (use a random one)
+    h : float, the step
+    indices : sequence of flat indices, optional
+        Estimate only these coordinates (for big tensors); the others are left at 0.
+
+    Returns
+    -------
+    grad : float64 ndarray shaped like ``x``
+    """
+    xp = np.array(x, dtype=np.float64)                  # private copy: the caller's x is never touched
+    dout = np.asarray(dout, dtype=np.float64)
+    grad = np.zeros_like(xp)
+    flat_x, flat_g = xp.reshape(-1), grad.reshape(-1)
+    for i in (range(xp.size) if indices is None else indices):
+        old = flat_x[i]
+        flat_x[i] = old + h
+        plus = np.array(f(xp), dtype=np.float64)        # np.array copies: a returned view cannot change later
+        flat_x[i] = old - h
+        minus = np.array(f(xp), dtype=np.float64)
+        flat_x[i] = old
+        if plus.shape != dout.shape:
+            raise ValueError(f"numeric_gradient: expected f(x) of dout's shape {dout.shape}, got {plus.shape}")
+        flat_g[i] = np.sum((plus - minus) * dout) / (2 * h)
+    return grad
+
+
+class CheckResult:
+    """Outcome of one comparison; ``bool(result)`` is whether it passed, ``str(result)`` a readable line."""
+
+    def __init__(self, name, analytic, numeric, tol):
+        self.name, self.tol = name, tol
+        analytic = np.asarray(analytic, dtype=np.float64)
+        numeric = np.asarray(numeric, dtype=np.float64)
+        self.max_abs_diff = float(np.max(np.abs(analytic - numeric))) if analytic.size else 0.0
+        self.max_rel_error = rel_error(analytic, numeric)
+        self.scale = float(np.max(np.abs(numeric))) if numeric.size else 0.0
+        self.passed = self.max_rel_error < tol
+
+    def __bool__(self):
+        return self.passed
+
+    def __str__(self):
+        verdict = "PASS" if self.passed else "FAIL"
+        return (f"{self.name:<28s} max|a-n| {self.max_abs_diff:9.2e}  max rel err {self.max_rel_error:9.2e}  "
+                f"(|grad| up to {self.scale:8.2e}, tol {self.tol:.0e})  {verdict}")
+
+    __repr__ = __str__
+
+
+def report(name, analytic, numeric, tol=1e-7, *, verbose=True):
+    """Compare two gradients, print a one-line report (when ``verbose``) and return a :class:`CheckResult`."""
+    result = CheckResult(name, analytic, numeric, tol)
+    if verbose:
+        print(result)
+    return result
+
+
+def check_module(module, x, *, dout=None, h=1e-6, tol=1e-6, num_samples=None, rng=None, verbose=True):
+    """Check a module's input gradient and every parameter gradient against numeric gradients.
+
+    The module must be in float64 (``module.to(np.float64)``) and deterministic between calls. In training
+    mode batch norm's running buffers change at every forward pass but do not affect the output, so they are
+    saved and restored around the check.
+
+    Parameters
+    ----------
+    module : Module
+    x : float64 ndarray, the input
+    dout : ndarray, optional; a random upstream gradient when omitted
+    num_samples : int, optional
+        Check only this many random coordinates of each tensor (for big ones); all when None.
+    rng : numpy.random.Generator, optional
+
+    Returns
+    -------
+    list of CheckResult, the first for ``x`` and then one per parameter; all passed iff ``all(results)``.
+    """
+    if not isinstance(module, Module):
+        raise TypeError(f"check_module: expected a Module, got {type(module).__name__}")
+    if x.dtype != np.float64:
+        raise TypeError(f"check_module: expected a float64 input (gradient checks need float64), got {x.dtype}")
+    rng = np.random.default_rng(0) if rng is None else rng
+    buffers = {name: getattr(m, attr).copy() for name, m, attr in module.named_buffers()}
+
+    def restore_buffers():
+        for name, m, attr in module.named_buffers():
+            setattr(m, attr, buffers[name].copy())
+
+    out = module.forward(x)
+    if dout is None:
+        dout = rng.standard_normal(out.shape)
+    dx = module.backward(dout)
+    analytic = {"x": dx}
+    analytic.update({name: p.grad.copy() for name, p in module.named_parameters()})
+
+    def pick(size):
+        if num_samples is None or num_samples >= size:
+            return None
+        return rng.choice(size, size=num_samples, replace=False)
+
+    results = []
+    idx = pick(x.size)
+    num = numeric_gradient(lambda v: module.forward(v), x, dout, h, indices=idx)
+    results.append(_compare("x", dx, num, idx, tol, verbose))
+    for name, p in module.named_parameters():
+        original = p.data
+
+        def f(v, p=p):
+            p.data = v
+            return module.forward(x)
+
+        idx = pick(p.size)
+        num = numeric_gradient(f, original, dout, h, indices=idx)
+        p.data = original
+        results.append(_compare(name, analytic[name], num, idx, tol, verbose))
+    restore_buffers()
+    module.forward(x)                          # leave caches and .grad consistent with the original input
+    module.backward(dout)
+    restore_buffers()
+    return results
+
+
+def _compare(name, analytic, numeric, idx, tol, verbose):
+    if idx is not None:
+        analytic, numeric = analytic.reshape(-1)[idx], numeric.reshape(-1)[idx]
+    return report(name, analytic, numeric, tol, verbose=verbose)

@@ -1,0 +1,230 @@
+"""The layers of ShuffleNet as modules: thin wrappers that hold weights and call :mod:`numpy_shufflenet.functional`.
+
+Initial weights (``rng`` is a ``numpy.random.Generator``; pass one for reproducible weights, otherwise a fresh
+unseeded generator is used):
+
+* ``Conv2d``: He / Kaiming normal, ``w ~ N(0, 2 / fan_in)`` with ``fan_in = in_channels // groups * KH * KW``
+  (a depthwise 3x3 has fan_in 9), which keeps activations at a steady scale through ReLU layers.
+* ``Linear``: ``w ~ N(0, 1 / in_features)`` (no ReLU follows the classifier); bias zero.
+* ``BatchNorm2d``: ``gamma = 1``, ``beta = 0``, ``running_mean = 0``, ``running_var = 1``.
+
+Parameters are float32 unless ``dtype`` says otherwise; ``module.to(np.float64)`` converts a whole network.
+"""
+
+import numpy as np
+
+from .. import functional as F
+from .._checks import check_int, conv_out_size, pair
+from .module import Module, Parameter, check_input_dtype
+
+
+def _rng(rng):
+    return np.random.default_rng() if rng is None else rng
+
+
+class Conv2d(Module):
+    """2-D convolution, weight ``(out_channels, in_channels // groups, KH, KW)``; ``groups=in_channels`` is
+    depthwise, a 1x1 kernel with ``groups=g`` is a pointwise group convolution."""
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, groups=1, bias=False, *,
+                 rng=None, dtype=np.float32):
+        super().__init__()
+        self.in_channels = check_int("Conv2d", "in_channels", in_channels, 1)
+        self.out_channels = check_int("Conv2d", "out_channels", out_channels, 1)
+        self.kernel_size = pair("Conv2d", "kernel_size", kernel_size, 1)
+        self.stride = pair("Conv2d", "stride", stride, 1)
+        self.padding = pair("Conv2d", "padding", padding, 0)
+        self.groups = check_int("Conv2d", "groups", groups, 1)
+        for name, c in (("in_channels", in_channels), ("out_channels", out_channels)):
+            if c % groups:
+                raise ValueError(f"Conv2d: {name} must be divisible by groups={groups}, got {name}={c}")
+        fan_in = in_channels // groups * self.kernel_size[0] * self.kernel_size[1]
+        shape = (out_channels, in_channels // groups) + self.kernel_size
+        self.weight = Parameter((_rng(rng).standard_normal(shape) * np.sqrt(2.0 / fan_in)).astype(dtype))
+        self.bias = Parameter(np.zeros(out_channels, dtype=dtype)) if bias else None
+
+    def forward(self, x):
+        check_input_dtype(self, x, self.weight.dtype)
+        b = None if self.bias is None else self.bias.data
+        out, self._cache = F.conv2d_forward(x, self.weight.data, b, stride=self.stride, padding=self.padding,
+                                            groups=self.groups)
+        return out
+
+    def backward(self, dout):
+        dx, dw, db = F.conv2d_backward(dout, self._take_cache())
+        self.weight.grad = dw
+        if self.bias is not None:
+            self.bias.grad = db
+        return dx
+
+    def output_shape(self, input_shape):
+        C, H, W = input_shape
+        if C != self.in_channels:
+            raise ValueError(f"Conv2d: expected {self.in_channels} input channels, got input shape {input_shape}")
+        (KH, KW), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
+        return (self.out_channels, conv_out_size("Conv2d", H, KH, sh, ph, "H"),
+                conv_out_size("Conv2d", W, KW, sw, pw, "W"))
+
+    def extra_repr(self):
+        s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
+        if self.padding != (0, 0):
+            s += f", padding={self.padding}"
+        if self.groups != 1:
+            s += f", groups={self.groups}"
+        return s + ("" if self.bias is not None else ", bias=False")
+
+
+class BatchNorm2d(Module):
+    """Batch normalisation of each channel; batch statistics in training mode, running statistics in eval mode."""
+
+    buffer_names = ("running_mean", "running_var")
+
+    def __init__(self, num_features, momentum=0.1, eps=1e-5, *, rng=None, dtype=np.float32):
+        super().__init__()
+        self.num_features = check_int("BatchNorm2d", "num_features", num_features, 1)
+        self.momentum, self.eps = momentum, eps
+        self.weight = Parameter(np.ones(num_features, dtype=dtype))     # gamma
+        self.bias = Parameter(np.zeros(num_features, dtype=dtype))      # beta
+        self.running_mean = np.zeros(num_features, dtype=dtype)
+        self.running_var = np.ones(num_features, dtype=dtype)
+
+    def forward(self, x):
+        check_input_dtype(self, x, self.weight.dtype)
+        out, self._cache = F.batchnorm2d_forward(
+            x, self.weight.data, self.bias.data, running_mean=self.running_mean, running_var=self.running_var,
+            training=self.training, momentum=self.momentum, eps=self.eps)
+        return out
+
+    def backward(self, dout):
+        dx, self.weight.grad, self.bias.grad = F.batchnorm2d_backward(dout, self._take_cache())
+        return dx
+
+    def output_shape(self, input_shape):
+        if input_shape[0] != self.num_features:
+            raise ValueError(f"BatchNorm2d: expected {self.num_features} channels, got input shape {input_shape}")
+        return tuple(input_shape)
+
+    def extra_repr(self):
+        return f"{self.num_features}, momentum={self.momentum}, eps={self.eps}"
+
+
+class ChannelShuffle(Module):
+    """Channel shuffle with ``groups`` groups (paper Sec. 3.1); no parameters."""
+
+    def __init__(self, groups):
+        super().__init__()
+        self.groups = check_int("ChannelShuffle", "groups", groups, 1)
+
+    def forward(self, x):
+        out, self._cache = F.channel_shuffle_forward(x, self.groups)
+        return out
+
+    def backward(self, dout):
+        return F.channel_shuffle_backward(dout, self._take_cache())
+
+    def output_shape(self, input_shape):
+        if input_shape[0] % self.groups:
+            raise ValueError(f"ChannelShuffle: expected channels divisible by groups={self.groups}, "
+                             f"got input shape {input_shape}")
+        return tuple(input_shape)
+
+    def extra_repr(self):
+        return f"groups={self.groups}"
+
+
+class ReLU(Module):
+    def forward(self, x):
+        out, self._cache = F.relu_forward(x)
+        return out
+
+    def backward(self, dout):
+        return F.relu_backward(dout, self._take_cache())
+
+    def output_shape(self, input_shape):
+        return tuple(input_shape)
+
+
+class _Pool2d(Module):
+    def __init__(self, kernel_size, stride=None, padding=0):
+        super().__init__()
+        name = type(self).__name__
+        self.kernel_size = pair(name, "kernel_size", kernel_size, 1)
+        self.stride = self.kernel_size if stride is None else pair(name, "stride", stride, 1)
+        self.padding = pair(name, "padding", padding, 0)
+
+    def output_shape(self, input_shape):
+        C, H, W = input_shape
+        name = type(self).__name__
+        (KH, KW), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
+        return (C, conv_out_size(name, H, KH, sh, ph, "H"), conv_out_size(name, W, KW, sw, pw, "W"))
+
+    def extra_repr(self):
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+
+
+class MaxPool2d(_Pool2d):
+    def forward(self, x):
+        out, self._cache = F.max_pool2d_forward(x, kernel_size=self.kernel_size, stride=self.stride,
+                                                padding=self.padding)
+        return out
+
+    def backward(self, dout):
+        return F.max_pool2d_backward(dout, self._take_cache())
+
+
+class AvgPool2d(_Pool2d):
+    """Average pooling with ``count_include_pad=True`` (PyTorch's default)."""
+
+    def forward(self, x):
+        out, self._cache = F.avg_pool2d_forward(x, kernel_size=self.kernel_size, stride=self.stride,
+                                                padding=self.padding)
+        return out
+
+    def backward(self, dout):
+        return F.avg_pool2d_backward(dout, self._take_cache())
+
+
+class GlobalAvgPool2d(Module):
+    """Mean over each channel's plane: ``(N, C, H, W) -> (N, C)``; works on any spatial size."""
+
+    def forward(self, x):
+        out, self._cache = F.global_avg_pool2d_forward(x)
+        return out
+
+    def backward(self, dout):
+        return F.global_avg_pool2d_backward(dout, self._take_cache())
+
+    def output_shape(self, input_shape):
+        return (input_shape[0],)
+
+
+class Linear(Module):
+    """Fully connected layer, weight ``(out_features, in_features)``."""
+
+    def __init__(self, in_features, out_features, bias=True, *, rng=None, dtype=np.float32):
+        super().__init__()
+        self.in_features = check_int("Linear", "in_features", in_features, 1)
+        self.out_features = check_int("Linear", "out_features", out_features, 1)
+        w = _rng(rng).standard_normal((out_features, in_features)) * np.sqrt(1.0 / in_features)
+        self.weight = Parameter(w.astype(dtype))
+        self.bias = Parameter(np.zeros(out_features, dtype=dtype)) if bias else None
+
+    def forward(self, x):
+        check_input_dtype(self, x, self.weight.dtype)
+        b = None if self.bias is None else self.bias.data
+        out, self._cache = F.linear_forward(x, self.weight.data, b)
+        return out
+
+    def backward(self, dout):
+        dx, self.weight.grad, db = F.linear_backward(dout, self._take_cache())
+        if self.bias is not None:
+            self.bias.grad = db
+        return dx
+
+    def output_shape(self, input_shape):
+        if tuple(input_shape) != (self.in_features,):
+            raise ValueError(f"Linear: expected input shape ({self.in_features},), got {tuple(input_shape)}")
+        return (self.out_features,)
+
+    def extra_repr(self):
+        return f"{self.in_features}, {self.out_features}, bias={self.bias is not None}"

@@ -1,0 +1,234 @@
+"""``Parameter``, ``Module`` and ``Sequential``: the small amount of machinery that turns the pure functions of
+:mod:`numpy_shufflenet.functional` into layers that hold their weights.
+
+A module keeps the cache of its last forward pass; ``backward(dout)`` uses it, writes a *fresh* ``.grad`` into
+each of its parameters (nothing accumulates across calls) and returns ``dx``. Parameters and sub-modules are
+found by walking the module's attributes in the order they were assigned, so a module that assigns its layers in
+forward order lists its parameters in forward order too.
+"""
+
+import numpy as np
+
+from .._checks import check_float_array
+
+
+class Parameter:
+    """A trainable array: ``.data`` (the values) and ``.grad`` (the last backward pass's gradient, or None)."""
+
+    def __init__(self, data):
+        self.data = data
+        self.grad = None
+
+    @property
+    def shape(self):
+        return self.data.shape
+
+    @property
+    def dtype(self):
+        return self.data.dtype
+
+    @property
+    def size(self):
+        return self.data.size
+
+    def __repr__(self):
+        return f"Parameter(shape={self.data.shape}, dtype={self.data.dtype})"
+
+
+class Module:
+    """Base class of every layer and network.
+
+    Subclasses implement ``forward(x)`` (store what backward needs in ``self._cache``), ``backward(dout)``
+    and, for leaf layers, ``output_shape(input_shape)`` (the per-sample shape, without the batch axis), which
+    the counting tools use to propagate shapes without running the network.
+    """
+
+    buffer_names = ()       # names of non-trainable arrays saved in the state dict (batch norm's statistics)
+
+    def __init__(self):
+        self.training = True
+        self._cache = None
+
+    # -- running -----------------------------------------------------------------------------------------
+    def __call__(self, x):
+        return self.forward(x)
+
+    def forward(self, x):
+        raise NotImplementedError(f"{type(self).__name__} does not implement forward")
+
+    def backward(self, dout):
+        raise NotImplementedError(f"{type(self).__name__} does not implement backward")
+
+    def _take_cache(self):
+        """The cache of the last forward pass; a clear error if there was none."""
+        if self._cache is None:
+            raise ValueError(f"{type(self).__name__}: backward called before forward (expected the cache of a "
+                             f"forward pass, got None)")
+        return self._cache
+
+    def output_shape(self, input_shape):
+        """Shape of one sample's output for one sample's ``input_shape`` (e.g. ``(C, H, W)``)."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement output_shape")
+
+    def shape_trace(self, input_shape, prefix=""):
+        """Yield ``(name, leaf_module, input_shape, output_shape)`` for every leaf layer, in forward order.
+
+        Containers override this to say how shapes flow through their children.
+        """
+        yield prefix or type(self).__name__, self, tuple(input_shape), tuple(self.output_shape(input_shape))
+
+    # -- walking the tree ----------------------------------------------------------------------------------
+    def named_children(self):
+        """``(name, module)`` for each direct sub-module, in assignment order."""
+        for name, value in vars(self).items():
+            if isinstance(value, Module):
+                yield name, value
+
+    def children(self):
+        return (m for _, m in self.named_children())
+
+    def named_modules(self, prefix=""):
+        """``(dotted_name, module)`` for this module and every module below it."""
+        yield prefix, self
+        for name, child in self.named_children():
+            yield from child.named_modules(f"{prefix}.{name}" if prefix else name)
+
+    def named_parameters(self, prefix=""):
+        """``(dotted_name, Parameter)`` through the children, in forward order (e.g. ``"stage2.0.conv1.weight"``)."""
+        for name, value in vars(self).items():
+            if isinstance(value, Parameter):
+                yield (f"{prefix}.{name}" if prefix else name), value
+        for name, child in self.named_children():
+            yield from child.named_parameters(f"{prefix}.{name}" if prefix else name)
+
+    def parameters(self):
+        return [p for _, p in self.named_parameters()]
+
+    def named_buffers(self):
+        for module_name, module in self.named_modules():
+            for name in module.buffer_names:
+                yield (f"{module_name}.{name}" if module_name else name), module, name
+
+    # -- modes, dtype, gradients ---------------------------------------------------------------------------
+    def train(self, mode=True):
+        """Training mode (batch norm uses batch statistics); returns self."""
+        for _, module in self.named_modules():
+            module.training = mode
+        return self
+
+    def eval(self):
+        """Evaluation mode (batch norm uses its running statistics); returns self."""
+        return self.train(False)
+
+    def to(self, dtype):
+        """Cast every parameter and buffer to ``dtype`` (e.g. ``np.float64`` for gradient checks); returns self."""
+        dtype = np.dtype(dtype)
+        if not np.issubdtype(dtype, np.floating):
+            raise TypeError(f"{type(self).__name__}.to: expected a float dtype, got {dtype}")
+        for _, p in self.named_parameters():
+            p.data = p.data.astype(dtype)
+            p.grad = None
+        for _, module, name in self.named_buffers():
+            setattr(module, name, getattr(module, name).astype(dtype))
+        return self
+
+    def zero_grad(self):
+        for p in self.parameters():
+            p.grad = None
+
+    # -- saving and loading -----------------------------------------------------------------------------
+    def state_dict(self):
+        """``{dotted_name: array copy}`` of every parameter and buffer (``<bn>.running_mean``, ``<bn>.running_var``)."""
+        state = {name: p.data.copy() for name, p in self.named_parameters()}
+        for full_name, module, name in self.named_buffers():
+            state[full_name] = getattr(module, name).copy()
+        return state
+
+    def load_state_dict(self, state):
+        """Copy arrays from ``state`` into this module, after checking every name and shape."""
+        own = self.state_dict()
+        missing = [k for k in own if k not in state]
+        unexpected = [k for k in state if k not in own]
+        if missing or unexpected:
+            raise ValueError(f"{type(self).__name__}.load_state_dict: expected exactly the module's entries; "
+                             f"missing {missing}, unexpected {unexpected}")
+        for name, value in state.items():
+            value = np.asarray(value)
+            if value.shape != own[name].shape:
+                raise ValueError(f"{type(self).__name__}.load_state_dict: expected {name} of shape "
+                                 f"{own[name].shape}, got {value.shape}")
+            if not np.issubdtype(value.dtype, np.floating):
+                raise TypeError(f"{type(self).__name__}.load_state_dict: expected {name} to have a float dtype, "
+                                f"got {value.dtype}")
+        params = dict(self.named_parameters())
+        for name, p in params.items():
+            p.data = state[name].astype(p.data.dtype, copy=True)
+        for full_name, module, name in self.named_buffers():
+            setattr(module, name, state[full_name].astype(getattr(module, name).dtype, copy=True))
+
+    # -- printing ------------------------------------------------------------------------------------------
+    def extra_repr(self):
+        return ""
+
+    def __repr__(self):
+        children = list(self.named_children())
+        if not children:
+            return f"{type(self).__name__}({self.extra_repr()})"
+        lines = [f"{type(self).__name__}("]
+        for name, child in children:
+            body = repr(child).replace("\n", "\n  ")
+            lines.append(f"  ({name}): {body}")
+        return "\n".join(lines + [")"])
+
+
+def check_input_dtype(module, x, dtype):
+    """A clear error when ``x`` is not a float array of the module's parameter dtype."""
+    check_float_array(type(module).__name__, "x", x)
+    if x.dtype != dtype:
+        raise TypeError(f"{type(module).__name__}: expected input of the parameters' dtype {dtype}, got {x.dtype} "
+                        f"(cast the input, or the module with .to({x.dtype}))")
+
+
+class Sequential(Module):
+    """Run modules one after another; backward runs them in reverse. Children are named ``"0"``, ``"1"``, ..."""
+
+    def __init__(self, *modules):
+        super().__init__()
+        for i, m in enumerate(modules):
+            if not isinstance(m, Module):
+                raise TypeError(f"Sequential: expected Module arguments, got {type(m).__name__} at position {i}")
+        self.layers = list(modules)
+
+    def named_children(self):
+        for i, m in enumerate(self.layers):
+            yield str(i), m
+
+    def __len__(self):
+        return len(self.layers)
+
+    def __getitem__(self, i):
+        return self.layers[i]
+
+    def __iter__(self):
+        return iter(self.layers)
+
+    def forward(self, x):
+        for m in self.layers:
+            x = m.forward(x)
+        return x
+
+    def backward(self, dout):
+        for m in reversed(self.layers):
+            dout = m.backward(dout)
+        return dout
+
+    def output_shape(self, input_shape):
+        for m in self.layers:
+            input_shape = m.output_shape(input_shape)
+        return tuple(input_shape)
+
+    def shape_trace(self, input_shape, prefix=""):
+        for name, m in self.named_children():
+            for row in m.shape_trace(input_shape, f"{prefix}.{name}" if prefix else name):
+                yield row
+            input_shape = m.output_shape(input_shape)
