@@ -190,24 +190,35 @@ def check_input_dtype(module, x, dtype):
 
 
 class Sequential(Module):
-    """Run modules one after another; backward runs them in reverse. Children are named ``"0"``, ``"1"``, ..."""
+    """Run modules one after another; backward runs them in reverse.
+
+    ``Sequential(a, b, c)`` names its children ``"0"``, ``"1"``, ``"2"``; ``Sequential({"stem": a, "pool": b})``
+    names them by the dict's keys, which are also attributes (``seq.stem``).
+    """
 
     def __init__(self, *modules):
         super().__init__()
-        for i, m in enumerate(modules):
+        if len(modules) == 1 and isinstance(modules[0], dict):
+            names, modules = list(modules[0].keys()), list(modules[0].values())
+        else:
+            names = [str(i) for i in range(len(modules))]
+        for name, m in zip(names, modules):
             if not isinstance(m, Module):
-                raise TypeError(f"Sequential: expected Module arguments, got {type(m).__name__} at position {i}")
+                raise TypeError(f"Sequential: expected Module arguments, got {type(m).__name__} for {name!r}")
         self.layers = list(modules)
+        self.names = names
+        for name, m in zip(names, modules):
+            if not name.isdigit():
+                setattr(self, name, m)
 
     def named_children(self):
-        for i, m in enumerate(self.layers):
-            yield str(i), m
+        yield from zip(self.names, self.layers)
 
     def __len__(self):
         return len(self.layers)
 
     def __getitem__(self, i):
-        return self.layers[i]
+        return self.layers[self.names.index(i)] if isinstance(i, str) else self.layers[i]
 
     def __iter__(self):
         return iter(self.layers)
