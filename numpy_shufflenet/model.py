@@ -135,12 +135,14 @@ class ShuffleUnit(Module):
         check_float_array("ShuffleUnit", "x", x, ndim=4)
         if x.shape[1] != self.in_channels:
             raise ValueError(f"ShuffleUnit: expected {self.in_channels} input channels, got x of shape {x.shape}")
+        self._cache = x.shape
         y = self.branch.forward(x)
         if self.stride == 1:
             return self.relu.forward(x + y)                                  # Fig. 2 b: add, then ReLU
         return self.relu.forward(np.concatenate([self.shortcut.forward(x), y], axis=1))   # Fig. 2 c
 
     def backward(self, dout):
+        self._take_cache()
         d = self.relu.backward(dout)
         if self.stride == 1:
             return d + self.branch.backward(d)                # the shortcut passes d straight through
@@ -213,17 +215,18 @@ class ShuffleNet(Sequential):
         self.groups, self.scale, self.num_classes, self.in_channels = groups, scale, num_classes, in_channels
         self.widths = (stem, *widths)
 
-    def _check_input_shape(self, shape):
+    def _check_input_shape(self, shape, shown=None):
+        """Check one sample's ``(C, H, W)``; ``shown`` is the shape to quote (the batch's, when there is one)."""
+        shown = tuple(shape) if shown is None else shown
         if len(shape) != 3 or shape[0] != self.in_channels:
-            raise ValueError(f"ShuffleNet: expected input of shape (N, {self.in_channels}, H, W), "
-                             f"got {(None, *shape) if len(shape) == 3 else shape}")
+            raise ValueError(f"ShuffleNet: expected input of shape (N, {self.in_channels}, H, W), got {shown}")
         if shape[1] < 32 or shape[2] < 32:
             raise ValueError(f"ShuffleNet: expected an input of at least 32x32 (five stride-2 steps), "
                              f"got {shape[1]}x{shape[2]}")
 
     def forward(self, x):
         check_float_array("ShuffleNet", "x", x, ndim=4)
-        self._check_input_shape(x.shape[1:])
+        self._check_input_shape(x.shape[1:], x.shape)
         return super().forward(x)
 
     def output_shape(self, input_shape):

@@ -224,11 +224,13 @@ class Sequential(Module):
         return iter(self.layers)
 
     def forward(self, x):
+        self._cache = getattr(x, "shape", None)
         for m in self.layers:
             x = m.forward(x)
         return x
 
     def backward(self, dout):
+        self._take_cache()
         for m in reversed(self.layers):
             dout = m.backward(dout)
         return dout
