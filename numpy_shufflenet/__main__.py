@@ -1,11 +1,13 @@
-"""Command line: ``python -m numpy_shufflenet {table1,summary} ...``; ``--help`` on each command."""
+"""Command line: ``python -m numpy_shufflenet {table1,summary,make-student,train} ...``; ``--help`` on each."""
 
 import argparse
 import sys
+import time
 
 from .counting import summary
 from .model import GROUPS, SCALES, ShuffleNet
 from .report import format_table1
+from .train import DEFAULTS, train_shapes
 
 
 def _table1(args):
@@ -17,6 +19,29 @@ def _summary(args):
     table = summary(model, (3, args.input_size, args.input_size), depth=args.depth)
     print(f"ShuffleNet {args.scale}x, g={args.groups}, widths {model.widths}")
     print(table)
+
+
+def _make_student(args):
+    from .student import make_student_dir          # nbformat is a dev dependency: import it only here
+    written = make_student_dir(args.src_dir, args.dest_dir)
+    for path in written:
+        print(f"wrote {path}")
+    print(f"{len(written)} student notebook(s) in {args.dest_dir}")
+
+
+def _train(args):
+    settings = {k: getattr(args, k) for k in ("groups", "scale", "shuffle", "epochs", "batch_size", "lr",
+                                              "train_size", "seed") if getattr(args, k) is not None}
+    start = time.perf_counter()
+    _, history = train_shapes(args.out, resume=args.resume, progress=not args.quiet, baseline=args.baseline,
+                              **settings)
+    last = history["epochs"][-1]
+    cfg = history["config"]
+    print(f"ShuffleNet {cfg['scale']}x g={cfg['groups']}{'' if cfg['shuffle'] else ' (no shuffle)'}: held-out "
+          f"accuracy {last['val_acc']:.3f} after {last['epoch']} epochs ({time.perf_counter() - start:.0f} s)")
+    if "baseline_acc" in history:
+        print(f"linear classifier on pixels (the baseline): held-out accuracy {history['baseline_acc']:.3f}")
+    print(f"saved {args.out}/weights.npz, optimizer.npz, history.json, curves.png")
 
 
 def build_parser():
@@ -38,6 +63,36 @@ def build_parser():
     p.add_argument("--depth", type=int, default=None,
                    help="sum rows into blocks named by the first DEPTH name parts (2: one row per unit)")
     p.set_defaults(run=_summary)
+
+    p = commands.add_parser("make-student", help="student copies of exercise notebooks (solutions blanked)",
+                            description="For every .ipynb in SRC_DIR write a student copy to DEST_DIR: each "
+                                        "'### BEGIN SOLUTION' ... '### END SOLUTION' region becomes a "
+                                        "NotImplementedError stub, each '### BEGIN HIDDEN TESTS' ... "
+                                        "'### END HIDDEN TESTS' region is removed, outputs are stripped.")
+    p.add_argument("src_dir", metavar="SRC_DIR", help="folder of solution notebooks")
+    p.add_argument("dest_dir", metavar="DEST_DIR", help="folder for the student copies (created if needed)")
+    p.set_defaults(run=_make_student)
+
+    p = commands.add_parser("train", help="train a small ShuffleNet on the generated shapes data set",
+                            description="Train a ShuffleNet on generated 32x32 shape images (8 classes) with SGD "
+                                        "and a linear learning-rate decay; print held-out accuracy beside a linear "
+                                        "baseline; save weights, history and a curve PNG. Defaults: "
+                                        + ", ".join(f"{k}={v}" for k, v in DEFAULTS.items()) + ".")
+    p.add_argument("--groups", type=int, choices=GROUPS, help=f"groups g (default {DEFAULTS['groups']})")
+    p.add_argument("--scale", type=float, choices=SCALES, help=f"width multiplier (default {DEFAULTS['scale']})")
+    p.add_argument("--no-shuffle", dest="shuffle", action="store_const", const=False,
+                   help="drop every channel shuffle (the paper's Table 3 ablation)")
+    p.add_argument("--epochs", type=int, help=f"epochs (default {DEFAULTS['epochs']})")
+    p.add_argument("--batch-size", type=int, help=f"images per step (default {DEFAULTS['batch_size']})")
+    p.add_argument("--lr", type=float, help=f"initial learning rate (default {DEFAULTS['lr']})")
+    p.add_argument("--train-size", type=int, help=f"training images (default {DEFAULTS['train_size']})")
+    p.add_argument("--seed", type=int, help=f"seed of data, weights and order (default {DEFAULTS['seed']})")
+    p.add_argument("--out", default="runs/shapes", help="folder for weights, history and curves (default "
+                                                        "runs/shapes)")
+    p.add_argument("--resume", action="store_true", help="continue the run saved in --out")
+    p.add_argument("--no-baseline", dest="baseline", action="store_false", help="skip the linear baseline")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(run=_train)
     return parser
 
 

@@ -184,13 +184,17 @@ class ShuffleNet(Sequential):
     shuffle : bool, False for the no-shuffle ablation of paper Table 3
     rng : numpy.random.Generator, optional, for the initial weights
     dtype : float32 (default) or float64
+    zero_init_residual : bool
+        Start every unit's last batch norm with ``gamma = 0``, so each unit begins as (nearly) the identity and
+        the deep stack trains much faster from scratch on small data (Goyal et al. 2017; PyTorch's ResNet has the
+        same switch). The authors' ImageNet models do not do this, hence the default False.
 
     Shapes: ``(N, in_channels, H, W) -> (N, num_classes)`` for any ``H, W >= 32`` (32 = 2**5: each of the five
     stride-2 steps halves the feature map); the global pool adapts to the final size (7x7 for 224x224).
     """
 
     def __init__(self, groups=3, scale=1.0, num_classes=1000, in_channels=3, shuffle=True, *, rng=None,
-                 dtype=np.float32):
+                 dtype=np.float32, zero_init_residual=False):
         stem, *widths = stage_widths(groups, scale)
         num_classes = check_int("ShuffleNet", "num_classes", num_classes, 1)
         in_channels = check_int("ShuffleNet", "in_channels", in_channels, 1)
@@ -210,8 +214,15 @@ class ShuffleNet(Sequential):
                 c_in = c_out
             layers[f"stage{stage}"] = Sequential(*units)
         layers["pool"] = GlobalAvgPool2d()
-        layers["fc"] = Linear(c_in, num_classes, bias=False, rng=rng, dtype=dtype)
+        # A classifier that starts near zero (as the authors' N(0, 0.01)): the 16 residual additions leave the
+        # pooled features with a standard deviation of several units, and He-scaled logits would start the loss
+        # far above log(num_classes).
+        layers["fc"] = Linear(c_in, num_classes, bias=False, rng=rng, dtype=dtype, init_std=0.01)
         super().__init__(layers)
+        if zero_init_residual:
+            for stage in (self.stage2, self.stage3, self.stage4):
+                for unit in stage:
+                    unit.branch.bn3.weight.data[...] = 0
         self.groups, self.scale, self.num_classes, self.in_channels = groups, scale, num_classes, in_channels
         self.widths = (stem, *widths)
 

@@ -5,7 +5,8 @@ unseeded generator is used):
 
 * ``Conv2d``: He / Kaiming normal, ``w ~ N(0, 2 / fan_in)`` with ``fan_in = in_channels // groups * KH * KW``
   (a depthwise 3x3 has fan_in 9), which keeps activations at a steady scale through ReLU layers.
-* ``Linear``: ``w ~ N(0, 1 / in_features)`` (no ReLU follows the classifier); bias zero.
+* ``Linear``: ``w ~ N(0, 1 / in_features)`` (no ReLU follows the classifier), or ``N(0, init_std^2)`` when
+  ``init_std`` is given; bias zero.
 * ``BatchNorm2d``: ``gamma = 1``, ``beta = 0``, ``running_mean = 0``, ``running_var = 1``.
 
 Parameters are float32 unless ``dtype`` says otherwise; ``module.to(np.float64)`` converts a whole network.
@@ -198,14 +199,29 @@ class GlobalAvgPool2d(Module):
         return (input_shape[0],)
 
 
+class Flatten(Module):
+    """``(N, C, H, W) -> (N, C*H*W)`` (a view); backward reshapes the gradient back."""
+
+    def forward(self, x):
+        self._cache = x.shape
+        return x.reshape(x.shape[0], -1)
+
+    def backward(self, dout):
+        return dout.reshape(self._take_cache())
+
+    def output_shape(self, input_shape):
+        return (int(np.prod(input_shape)),)
+
+
 class Linear(Module):
     """Fully connected layer, weight ``(out_features, in_features)``."""
 
-    def __init__(self, in_features, out_features, bias=True, *, rng=None, dtype=np.float32):
+    def __init__(self, in_features, out_features, bias=True, *, rng=None, dtype=np.float32, init_std=None):
         super().__init__()
         self.in_features = check_int("Linear", "in_features", in_features, 1)
         self.out_features = check_int("Linear", "out_features", out_features, 1)
-        w = _rng(rng).standard_normal((out_features, in_features)) * np.sqrt(1.0 / in_features)
+        std = np.sqrt(1.0 / in_features) if init_std is None else init_std
+        w = _rng(rng).standard_normal((out_features, in_features)) * std
         self.weight = Parameter(w.astype(dtype))
         self.bias = Parameter(np.zeros(out_features, dtype=dtype)) if bias else None
 
