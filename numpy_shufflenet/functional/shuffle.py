@@ -39,7 +39,9 @@ def channel_shuffle_indices(channels, groups, order="paper"):
 
 def _shuffle(x, groups):
     N, C, H, W = x.shape
-    return x.reshape(N, groups, C // groups, H, W).transpose(0, 2, 1, 3, 4).reshape(N, C, H, W)
+    # .copy() makes the result a new array even for groups == 1 or groups == C, where the transpose is a no-op
+    # and the final reshape alone would return a view of x.
+    return x.reshape(N, groups, C // groups, H, W).transpose(0, 2, 1, 3, 4).copy().reshape(N, C, H, W)
 
 
 def channel_shuffle_forward(x, groups):
