@@ -22,7 +22,11 @@ def _summary(args):
 
 
 def _make_student(args):
-    from .student import make_student_dir          # nbformat is a dev dependency: import it only here
+    try:
+        from .student import make_student_dir      # nbformat is a dev dependency: import it only here
+    except ImportError as err:
+        raise ValueError(f"make-student needs nbformat ({err}); install it with "
+                         f"python -m pip install -e \".[dev]\"") from None
     written = make_student_dir(args.src_dir, args.dest_dir)
     for path in written:
         print(f"wrote {path}")

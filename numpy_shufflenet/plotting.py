@@ -231,7 +231,7 @@ def plot_connectivity(matrices, *, groups=None, titles=None, ncols=None, figsize
                   aspect="equal" if max(M.shape) <= 4 * min(M.shape) else "auto", gid=f"connectivity:{title}")
         _group_boundaries(ax, M.shape[0], out_groups, "out")
         _group_boundaries(ax, M.shape[1], in_groups, "in")
-        details = f"{M.sum()} of {M.size} True ({M.mean():.0%})"
+        details = f"{M.sum():,} of {M.size:,} True ({M.mean():.0%})"
         if in_groups and M.shape[1] % in_groups == 0:
             seen = flow.groups_seen(M, in_groups)
             span = f"{seen.min()}" if seen.min() == seen.max() else f"{seen.min()}-{seen.max()}"
