@@ -175,6 +175,17 @@ def _upstream(out, dout):
     return dout
 
 
+def _one_pass(model, x, dout):
+    """Seconds of one forward and one backward pass (the upstream gradient is made outside the timing)."""
+    start = time.perf_counter()
+    out = model.forward(x)
+    forward = time.perf_counter() - start
+    d = _upstream(out, dout)
+    start = time.perf_counter()
+    model.backward(d)
+    return forward, time.perf_counter() - start
+
+
 def time_layers(model, x, repeat=3, *, dout=None, statistic="median"):
     """Time the forward and backward pass of every leaf layer of ``model`` on the batch ``x``.
 
@@ -222,15 +233,9 @@ def time_layers(model, x, repeat=3, *, dout=None, statistic="median"):
         for r in range(-1, repeat):                     # r = -1 is the warm-up pass
             for fwd_slot, bwd_slot in slots:
                 fwd_slot[0] = bwd_slot[0] = 0.0
-            start = time.perf_counter()
-            out = model.forward(x)
-            middle = time.perf_counter()
-            d = _upstream(out, dout)
-            middle2 = time.perf_counter()
-            model.backward(d)
-            end = time.perf_counter()
+            seconds = _one_pass(model, x, dout)
             if r >= 0:
-                whole[r] = middle - start, end - middle2
+                whole[r] = seconds
                 fwd[r] = [s[0][0] for s in slots]
                 bwd[r] = [s[1][0] for s in slots]
     finally:
@@ -363,15 +368,9 @@ def time_models(models, x, repeat=5, *, dout=None, statistic="median"):
     try:
         for r in range(-1, repeat):                     # r = -1 is the warm-up round
             for i, model in enumerate(models):
-                start = time.perf_counter()
-                out = model.forward(x)
-                middle = time.perf_counter()
-                d = _upstream(out, dout)
-                middle2 = time.perf_counter()
-                model.backward(d)
-                end = time.perf_counter()
+                seconds = _one_pass(model, x, dout)
                 if r >= 0:
-                    fwd[r, i], bwd[r, i] = middle - start, end - middle2
+                    fwd[r, i], bwd[r, i] = seconds
     finally:
         for s in saved:
             _restore_buffers(s)
