@@ -10,12 +10,20 @@ round down, ``H_out = (H + 2*padding - KH) // stride + 1``. As in PyTorch:
   overlaps the padding averages in zeros;
 * ``padding`` may be at most half the kernel size.
 
-The fast path loops over the ``KH*KW`` window taps only, each one a strided slice of the whole batch.
+The plain version loops over the ``KH*KW`` window taps, each one a strided slice of the whole (padded) batch::
+
+    out = max over (p, q) of x_pad[:, :, p::s, q::s]          (cut to H_out x W_out)
+
+The kernels here do the same on channels-last memory (:mod:`.layout`) and **separably**: first over the ``KW``
+taps of every padded row (columns ``q, q+s, ...``, contiguous after splitting even and odd columns), then over
+the ``KH`` rows of each window: ``KH + KW`` passes instead of ``KH * KW``. Max pooling remembers the winning
+column of each row and the winning row of each window (first maximum wins at both stages, which picks the first
+maximum in row-major order, as PyTorch); its backward routes the gradient through the two stages in reverse.
 """
 
 import numpy as np
 
-from .conv import pad2d, tap, unpad2d
+from .layout import from_nhwc, merge_crop, pad_split, tap_cols, to_nhwc
 from .._checks import check_cache, check_dout, check_float_array, conv_out_size, pair
 
 
@@ -32,6 +40,12 @@ def _pool_args(layer, x, kernel_size, stride, padding):
     return kernel_size, stride, padding, (H_out, W_out)
 
 
+def _window_rows(r, p, stride, H_out):
+    """Rows ``p, p + sh, ...`` (``H_out`` of them) of a row-pooled ``(N, H_pad, W_out*C)`` array (a view)."""
+    sh = stride[0]
+    return r[:, p:p + sh * (H_out - 1) + 1:sh]
+
+
 def max_pool2d_forward(x, *, kernel_size, stride=None, padding=0):
     """Max-pooling forward pass.
 
@@ -42,22 +56,32 @@ def max_pool2d_forward(x, *, kernel_size, stride=None, padding=0):
 
     Returns
     -------
-    out : ndarray, shape (N, C, H_out, W_out)
-    cache : tuple for :func:`max_pool2d_backward` (which tap of each window won)
+    out : ndarray, shape (N, C, H_out, W_out), channels-last in memory
+    cache : tuple for :func:`max_pool2d_backward` (which column and which row of each window won)
     """
     layer = "max_pool2d"
-    kernel_size, stride, padding, out_hw = _pool_args(layer, x, kernel_size, stride, padding)
-    ph, pw = padding
-    x_pad = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=-np.inf) if ph or pw else x
+    kernel_size, stride, padding, (H_out, W_out) = _pool_args(layer, x, kernel_size, stride, padding)
+    N, C, H, W = x.shape
     KH, KW = kernel_size
-    out = tap(x_pad, 0, 0, stride, out_hw).copy()
-    winner = np.zeros(out.shape, dtype=np.int8 if KH * KW < 128 else np.int32)   # index of the max tap
-    for k in range(1, KH * KW):
-        candidate = tap(x_pad, k // KW, k % KW, stride, out_hw)
-        better = candidate > out                       # strictly greater: the first maximum keeps the prize
-        np.maximum(out, candidate, out=out)
-        winner += better * (k - winner)           # winner = k where better, else unchanged
-    return out, (winner, x.shape, kernel_size, stride, padding)
+    phases = pad_split(to_nhwc(x), padding, stride, value=-np.inf)      # padding never wins
+    idx = np.int8 if max(KH, KW) < 128 else np.int32
+    # Stage 1: the max over the KW column taps of every padded row, and which tap won (the *last* strictly
+    # greater tap: taps come in increasing q, so the winner is the largest q that beat everything before it).
+    r = tap_cols(phases, 0, stride, W_out).copy()
+    q_win = np.zeros(r.shape, dtype=idx)
+    for q in range(1, KW):
+        cand = tap_cols(phases, q, stride, W_out)
+        np.maximum(q_win, np.multiply(cand > r, q, dtype=idx), out=q_win)
+        np.maximum(r, cand, out=r)
+    # Stage 2: the max over the KH rows of each window.
+    out = _window_rows(r, 0, stride, H_out).copy()
+    p_win = np.zeros(out.shape, dtype=idx)
+    for p in range(1, KH):
+        cand = _window_rows(r, p, stride, H_out)
+        np.maximum(p_win, np.multiply(cand > out, p, dtype=idx), out=p_win)
+        np.maximum(out, cand, out=out)
+    cache = (q_win, p_win, [ph.shape for ph in phases], x.shape, kernel_size, stride, padding)
+    return from_nhwc(out.reshape(N, H_out, W_out, C)), cache
 
 
 def max_pool2d_backward(dout, cache):
@@ -65,15 +89,20 @@ def max_pool2d_backward(dout, cache):
 
     Returns
     -------
-    dx : ndarray, shape (N, C, H, W)
+    dx : ndarray, shape (N, C, H, W), channels-last in memory
     """
-    winner, x_shape, (KH, KW), stride, padding = check_cache("max_pool2d", cache)
-    dout = check_dout("max_pool2d", dout, winner.shape)
+    q_win, p_win, phase_shapes, x_shape, (KH, KW), stride, padding = check_cache("max_pool2d", cache)
     N, C, H, W = x_shape
-    dx_pad = np.zeros((N, C, H + 2 * padding[0], W + 2 * padding[1]), dtype=dout.dtype)
-    for k in range(KH * KW):
-        tap(dx_pad, k // KW, k % KW, stride, winner.shape[2:])[...] += dout * (winner == k)
-    return np.ascontiguousarray(unpad2d(dx_pad, padding))
+    H_out, W_out = p_win.shape[1], p_win.shape[2] // C
+    dout = check_dout("max_pool2d", dout, (N, C, H_out, W_out))
+    dy = to_nhwc(dout).reshape(p_win.shape)
+    dr = np.zeros(q_win.shape, dtype=dy.dtype)               # gradient of the row maxima
+    for p in range(KH):
+        _window_rows(dr, p, stride, H_out)[...] += dy * (p_win == p)
+    dphases = [np.zeros(shape, dtype=dy.dtype) for shape in phase_shapes]
+    for q in range(KW):
+        tap_cols(dphases, q, stride, W_out)[...] += dr * (q_win == q)
+    return from_nhwc(merge_crop(dphases, padding, stride, (N, H, W, C)))
 
 
 def avg_pool2d_forward(x, *, kernel_size, stride=None, padding=0):
@@ -81,19 +110,23 @@ def avg_pool2d_forward(x, *, kernel_size, stride=None, padding=0):
 
     Returns
     -------
-    out : ndarray, shape (N, C, H_out, W_out)
+    out : ndarray, shape (N, C, H_out, W_out), channels-last in memory
     cache : tuple for :func:`avg_pool2d_backward`
     """
     layer = "avg_pool2d"
-    kernel_size, stride, padding, out_hw = _pool_args(layer, x, kernel_size, stride, padding)
-    x_pad = pad2d(x, padding)
+    kernel_size, stride, padding, (H_out, W_out) = _pool_args(layer, x, kernel_size, stride, padding)
+    N, C, H, W = x.shape
     KH, KW = kernel_size
-    out = np.zeros(x.shape[:2] + out_hw, dtype=x.dtype)
-    for p in range(KH):
-        for q in range(KW):
-            out += tap(x_pad, p, q, stride, out_hw)
+    phases = pad_split(to_nhwc(x), padding, stride)
+    r = tap_cols(phases, 0, stride, W_out).copy()            # row sums over the KW column taps
+    for q in range(1, KW):
+        r += tap_cols(phases, q, stride, W_out)
+    out = _window_rows(r, 0, stride, H_out).copy()           # then sums over the KH rows of each window
+    for p in range(1, KH):
+        out += _window_rows(r, p, stride, H_out)
     out /= KH * KW
-    return out, (x.shape, kernel_size, stride, padding, out.shape)
+    cache = ([ph.shape for ph in phases], x.shape, kernel_size, stride, padding, (N, C, H_out, W_out))
+    return from_nhwc(out.reshape(N, H_out, W_out, C)), cache
 
 
 def avg_pool2d_backward(dout, cache):
@@ -101,17 +134,20 @@ def avg_pool2d_backward(dout, cache):
 
     Returns
     -------
-    dx : ndarray, shape (N, C, H, W)
+    dx : ndarray, shape (N, C, H, W), channels-last in memory
     """
-    x_shape, (KH, KW), stride, padding, out_shape = check_cache("avg_pool2d", cache)
+    phase_shapes, x_shape, (KH, KW), stride, padding, out_shape = check_cache("avg_pool2d", cache)
     dout = check_dout("avg_pool2d", dout, out_shape)
     N, C, H, W = x_shape
-    share = dout / (KH * KW)
-    dx_pad = np.zeros((N, C, H + 2 * padding[0], W + 2 * padding[1]), dtype=dout.dtype)
+    H_out, W_out = out_shape[2:]
+    share = to_nhwc(dout).reshape(N, H_out, W_out * C) / (KH * KW)
+    dr = np.zeros((N, phase_shapes[0][1], W_out * C), dtype=share.dtype)
     for p in range(KH):
-        for q in range(KW):
-            tap(dx_pad, p, q, stride, out_shape[2:])[...] += share
-    return np.ascontiguousarray(unpad2d(dx_pad, padding))
+        _window_rows(dr, p, stride, H_out)[...] += share
+    dphases = [np.zeros(shape, dtype=share.dtype) for shape in phase_shapes]
+    for q in range(KW):
+        tap_cols(dphases, q, stride, W_out)[...] += dr
+    return from_nhwc(merge_crop(dphases, padding, stride, (N, H, W, C)))
 
 
 def global_avg_pool2d_forward(x):
@@ -123,7 +159,8 @@ def global_avg_pool2d_forward(x):
     cache : the input shape
     """
     check_float_array("global_avg_pool2d", "x", x, ndim=4)
-    return x.mean(axis=(2, 3)), x.shape
+    N, C, H, W = x.shape
+    return to_nhwc(x).reshape(N, H * W, C).mean(axis=1), x.shape     # same sums whatever the memory layout
 
 
 def global_avg_pool2d_backward(dout, cache):
@@ -136,4 +173,6 @@ def global_avg_pool2d_backward(dout, cache):
     x_shape = check_cache("global_avg_pool2d", cache)
     dout = check_dout("global_avg_pool2d", dout, x_shape[:2])
     N, C, H, W = x_shape
-    return np.broadcast_to((dout / (H * W))[:, :, None, None], x_shape).copy()
+    dxh = np.empty((N, H, W, C), dtype=dout.dtype)           # channels-last, like the rest of the network
+    dxh[...] = (dout / (H * W))[:, None, None, :]
+    return from_nhwc(dxh)

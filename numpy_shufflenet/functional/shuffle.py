@@ -38,9 +38,18 @@ def channel_shuffle_indices(channels, groups, order="paper"):
 
 
 def _shuffle(x, groups):
+    """The shuffle as one reshape-transpose-copy, done in whichever memory layout ``x`` has.
+
+    NCHW memory: ``x.reshape(N, groups, n, H, W).transpose(0, 2, 1, 3, 4)`` (whole planes move).
+    Channels-last memory: the same on the last axis of the NHWC array, which keeps the result channels-last.
+    ``.copy()`` makes the result a new array even for groups == 1 or groups == C, where the transpose is a no-op
+    and the final reshape alone would return a view of x.
+    """
     N, C, H, W = x.shape
-    # .copy() makes the result a new array even for groups == 1 or groups == C, where the transpose is a no-op
-    # and the final reshape alone would return a view of x.
+    xh = x.transpose(0, 2, 3, 1)
+    if xh.flags.c_contiguous and not x.flags.c_contiguous:
+        out = xh.reshape(N, H, W, groups, C // groups).transpose(0, 1, 2, 4, 3).copy().reshape(N, H, W, C)
+        return out.transpose(0, 3, 1, 2)
     return x.reshape(N, groups, C // groups, H, W).transpose(0, 2, 1, 3, 4).copy().reshape(N, C, H, W)
 
 
