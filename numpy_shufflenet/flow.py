@@ -136,6 +136,11 @@ def shuffle_matrix(channels, groups, order="paper"):
     return permutation_matrix(shuffle_permutation(channels, groups, order))
 
 
+def _is_identity(M):
+    n = M.shape[0]
+    return M.shape == (n, n) and np.count_nonzero(M) == n and bool(M.diagonal().all())
+
+
 def compose(*matrices):
     """Connectivity of layers run one after another, **given in forward order** (the first layer first).
 
@@ -158,6 +163,8 @@ def compose(*matrices):
         if M_next.shape[1] != M.shape[0]:
             raise ValueError(f"{LAYER}: compose expects matrix {step} to take {M.shape[0]} input channels "
                              f"(the previous layer's outputs), got shape {M_next.shape}")
+        if _is_identity(M_next):
+            continue                                    # a per-channel layer (BN, ReLU, pooling) changes nothing
         # The product counts the paths from i to o; "at least one path" is "can depend". (Counts of paths are
         # sums of non-negative terms, so float64, which BLAS multiplies fast, decides "> 0" exactly.)
         M = (M_next.astype(np.float64) @ M.astype(np.float64)) > 0
@@ -360,10 +367,12 @@ def jacobian_connectivity(module, x, *, training=True, rtol=1e-12, rng=None, max
       channel is a constant (``beta * N * H * W``), so the gradient of that sum with respect to everything below
       is zero in exact arithmetic and comes out as 0 or as ``1e-17``-sized rounding noise. An all-ones ``dout`` right
       after a batch norm would hide real dependencies (or, with a threshold of 0, show noise as dependencies).
-    * A ReLU blocks gradients where its input is negative. With random inputs some pixel of every channel is
-      positive, so no path is dead; an output channel that is negative everywhere for this ``x`` would give an
-      all-False row. The analytic matrix says "can depend", so compare on generic inputs (or OR the results of
-      two random inputs).
+    * A ReLU blocks gradients where its input is negative. After a training-mode batch norm some pixel of every
+      channel is positive, but not every ReLU follows a batch norm: the last ReLU of a stride-2 ShuffleUnit also
+      sees the average-pooled shortcut, and a pooled channel of a random standard-normal ``x`` on a small map can
+      be negative everywhere, which empties its row. The analytic matrix says "can depend", so compare on
+      generic inputs that a real stage would see: non-negative ones (a stage's input comes out of a ReLU), or
+      larger maps, or OR the results of two random inputs.
     """
     if not isinstance(module, Module):
         raise TypeError(f"{LAYER}: expected a Module, got {type(module).__name__}")
