@@ -95,7 +95,7 @@ def information_flow_demo(seeds=(0, 1, 2), *, groups=3, n_train=4000, n_val=2000
 
 
 def shuffle_ablation(groups=(3, 8), seeds=(0, 1, 2), *, scale=0.25, epochs=3, train_size=6000, val_size=2000,
-                     image_size=32, lr=0.1, progress=False):
+                     image_size=32, batch_size=64, lr=0.1, progress=False):
     """Paper Table 3 in miniature: held-out accuracy with and without channel shuffle on the shapes data.
 
     Returns
@@ -117,7 +117,7 @@ def shuffle_ablation(groups=(3, 8), seeds=(0, 1, 2), *, scale=0.25, epochs=3, tr
                 model = ShuffleNet(groups=g, scale=scale, num_classes=8, shuffle=shuffle,
                                    rng=np.random.default_rng(seed), zero_init_residual=True)
                 optimizer = SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=4e-5)
-                history = fit(model, optimizer, train, val, epochs=epochs, batch_size=64, lr=lr, seed=seed,
+                history = fit(model, optimizer, train, val, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
                               progress=progress)
                 row[key].append(history["epochs"][-1]["val_acc"])
         rows.append(row)

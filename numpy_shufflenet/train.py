@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from .functional import softmax_cross_entropy
 from .data import batches
@@ -163,8 +163,8 @@ def plot_history(history, baseline_acc=None):
     ax_acc.plot(epochs, [e["val_acc"] for e in history["epochs"]], "s-", label="held-out")
     if baseline_acc is not None:
         ax_acc.axhline(baseline_acc, color="gray", ls="--", label="linear baseline (held-out)")
-    ax_acc.set(xlabel="epoch", ylabel="accuracy", ylim=(0, 1.02), title="Accuracy")
-    ax_acc.legend(loc="lower right")
+    ax_acc.set(xlabel="epoch", ylabel="accuracy", ylim=(0, 1.02), title="Accuracy", xticks=epochs)
+    ax_acc.legend(loc="upper left")
     return fig
 
 
