@@ -217,7 +217,7 @@ def plain_batchnorm(x, gamma, beta, dout, eps=1e-5):
 
 
 @pytest.mark.parametrize("shape", [(2, 3, 4, 5), (4, 24, 7, 7), (1, 5, 1, 9)])
-def test_one_pass_batchnorm_equals_two_pass_textbook_version(rng, shape):
+def test_fast_batchnorm_equals_textbook_version(rng, shape):
     x = 3 * rng.standard_normal(shape) + 2
     gamma, beta = rng.standard_normal(shape[1]), rng.standard_normal(shape[1])
     dout = rng.standard_normal(shape)
@@ -281,6 +281,21 @@ def test_channels_last_input_gives_identical_results(rng):
         for a, b in zip(ga if isinstance(ga, tuple) else (ga,), gb if isinstance(gb, tuple) else (gb,)):
             if a is not None:
                 np.testing.assert_array_equal(a, b, err_msg=name)
+
+
+@pytest.mark.parametrize("layout", ["nchw", "channels_last"])
+def test_no_layer_writes_into_its_inputs(rng, layout):
+    # A channels-last input is used in place (no copy), so a kernel must never write into it.
+    for name, run, x in _layer_calls(rng, np.float64):
+        x = channels_last(x) if layout == "channels_last" else x
+        x_before = x.copy()
+        out, cache, backward = run(x)
+        dout = rng.standard_normal(out.shape)
+        dout = channels_last(dout) if layout == "channels_last" and dout.ndim == 4 else dout
+        dout_before = dout.copy()
+        backward(dout, cache)
+        np.testing.assert_array_equal(x, x_before, err_msg=name)
+        np.testing.assert_array_equal(dout, dout_before, err_msg=name)
 
 
 def test_network_input_is_not_modified_and_outputs_are_channels_last(rng):
