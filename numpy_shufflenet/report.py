@@ -6,7 +6,7 @@ from .model import GROUPS, ShuffleNet, stage_widths
 
 CONVENTION_NOTE = (
     "Table 1's complexity column matches the convolution-only count (FC excluded) for all five g; the released "
-    "models' README (and the paper's Tables 5 and 8) match convolutions + FC.")
+    "models' README and the scaled models of the paper's Tables 5 and 8 (0.5x, 1.5x, 2x) match convolutions + FC.")
 
 
 def table1_rows(input_size=224):
