@@ -362,3 +362,12 @@ def test_float32_training_follows_float64_training():
     # PyTorch's float32 and float64 runs of the same network drift apart the same way by step 4 or 5.)
     assert losses[np.float32][0] != losses[np.float32][2]                # the updates really change the loss
     np.testing.assert_allclose(losses[np.float32], losses[np.float64], rtol=1e-5)
+
+
+def test_backward_returns_the_forward_dtype_even_for_a_float64_dout(rng):
+    # A float64 upstream gradient into a float32 layer is cast, so float32 work stays float32.
+    for name, run, x in _layer_calls(rng, np.float32):
+        out, cache, backward = run(x)
+        grads = backward(rng.standard_normal(out.shape), cache)           # float64 dout
+        for g in grads if isinstance(grads, tuple) else (grads,):
+            assert g is None or g.dtype == np.float32, f"{name}: backward returned {g.dtype}"

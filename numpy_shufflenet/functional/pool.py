@@ -80,7 +80,7 @@ def max_pool2d_forward(x, *, kernel_size, stride=None, padding=0):
         cand = _window_rows(r, p, stride, H_out)
         np.maximum(p_win, np.multiply(cand > out, p, dtype=idx), out=p_win)
         np.maximum(out, cand, out=out)
-    cache = (q_win, p_win, [ph.shape for ph in phases], x.shape, kernel_size, stride, padding)
+    cache = (q_win, p_win, [ph.shape for ph in phases], x.shape, x.dtype, kernel_size, stride, padding)
     return from_nhwc(out.reshape(N, H_out, W_out, C)), cache
 
 
@@ -91,10 +91,10 @@ def max_pool2d_backward(dout, cache):
     -------
     dx : ndarray, shape (N, C, H, W), channels-last in memory
     """
-    q_win, p_win, phase_shapes, x_shape, (KH, KW), stride, padding = check_cache("max_pool2d", cache)
+    q_win, p_win, phase_shapes, x_shape, dtype, (KH, KW), stride, padding = check_cache("max_pool2d", cache)
     N, C, H, W = x_shape
     H_out, W_out = p_win.shape[1], p_win.shape[2] // C
-    dout = check_dout("max_pool2d", dout, (N, C, H_out, W_out))
+    dout = check_dout("max_pool2d", dout, (N, C, H_out, W_out), dtype)
     dy = to_nhwc(dout).reshape(p_win.shape)
     dr = np.zeros(q_win.shape, dtype=dy.dtype)               # gradient of the row maxima
     for p in range(KH):
@@ -125,7 +125,7 @@ def avg_pool2d_forward(x, *, kernel_size, stride=None, padding=0):
     for p in range(1, KH):
         out += _window_rows(r, p, stride, H_out)
     out /= KH * KW
-    cache = ([ph.shape for ph in phases], x.shape, kernel_size, stride, padding, (N, C, H_out, W_out))
+    cache = ([ph.shape for ph in phases], x.shape, x.dtype, kernel_size, stride, padding, (N, C, H_out, W_out))
     return from_nhwc(out.reshape(N, H_out, W_out, C)), cache
 
 
@@ -136,8 +136,8 @@ def avg_pool2d_backward(dout, cache):
     -------
     dx : ndarray, shape (N, C, H, W), channels-last in memory
     """
-    phase_shapes, x_shape, (KH, KW), stride, padding, out_shape = check_cache("avg_pool2d", cache)
-    dout = check_dout("avg_pool2d", dout, out_shape)
+    phase_shapes, x_shape, dtype, (KH, KW), stride, padding, out_shape = check_cache("avg_pool2d", cache)
+    dout = check_dout("avg_pool2d", dout, out_shape, dtype)
     N, C, H, W = x_shape
     H_out, W_out = out_shape[2:]
     share = to_nhwc(dout).reshape(N, H_out, W_out * C) / (KH * KW)
@@ -156,11 +156,11 @@ def global_avg_pool2d_forward(x):
     Returns
     -------
     out : ndarray, shape (N, C)
-    cache : the input shape
+    cache : the input shape and dtype
     """
     check_float_array("global_avg_pool2d", "x", x, ndim=4)
     N, C, H, W = x.shape
-    return to_nhwc(x).reshape(N, H * W, C).mean(axis=1), x.shape     # same sums whatever the memory layout
+    return to_nhwc(x).reshape(N, H * W, C).mean(axis=1), (x.shape, x.dtype)   # same sums in either layout
 
 
 def global_avg_pool2d_backward(dout, cache):
@@ -170,8 +170,8 @@ def global_avg_pool2d_backward(dout, cache):
     -------
     dx : ndarray, shape (N, C, H, W)
     """
-    x_shape = check_cache("global_avg_pool2d", cache)
-    dout = check_dout("global_avg_pool2d", dout, x_shape[:2])
+    x_shape, dtype = check_cache("global_avg_pool2d", cache)
+    dout = check_dout("global_avg_pool2d", dout, x_shape[:2], dtype)
     N, C, H, W = x_shape
     dxh = np.empty((N, H, W, C), dtype=dout.dtype)           # channels-last, like the rest of the network
     dxh[...] = (dout / (H * W))[:, None, None, :]

@@ -72,7 +72,7 @@ def channel_shuffle_forward(x, groups):
     if x.shape[1] % groups:
         raise ValueError(f"{LAYER}: expected the number of channels to be divisible by groups={groups}, "
                          f"got x with {x.shape[1]} channels")
-    return _shuffle(x, groups), (groups, x.shape)
+    return _shuffle(x, groups), (groups, x.shape, x.dtype)
 
 
 def channel_shuffle_backward(dout, cache):
@@ -82,6 +82,6 @@ def channel_shuffle_backward(dout, cache):
     -------
     dx : ndarray, shape (N, C, H, W)
     """
-    groups, x_shape = check_cache(LAYER, cache)
-    dout = check_dout(LAYER, dout, x_shape)
+    groups, x_shape, dtype = check_cache(LAYER, cache)
+    dout = check_dout(LAYER, dout, x_shape, dtype)
     return _shuffle(dout, x_shape[1] // groups)
