@@ -10,7 +10,7 @@ from numpy_shufflenet.data import CLASSES, batches, make_shapes
 from numpy_shufflenet.experiments import (GroupReadout, format_ablation, information_flow_demo,
                                           information_flow_task, shuffle_ablation)
 from numpy_shufflenet.gradcheck import numeric_gradient, rel_error
-from numpy_shufflenet.nn import Conv2d, Linear, Parameter, Sequential
+from numpy_shufflenet.nn import Conv2d, GlobalAvgPool2d, Linear, Parameter, Sequential
 from numpy_shufflenet.optim import SGD, linear_lr
 from numpy_shufflenet.train import evaluate, train_shapes
 
@@ -73,7 +73,7 @@ def test_batches_cover_the_data_once():
 
 
 def test_evaluate_restores_training_mode():
-    model = Sequential(Conv2d(3, 4, 3), __import__("numpy_shufflenet").nn.GlobalAvgPool2d(), Linear(4, 8))
+    model = Sequential(Conv2d(3, 4, 3), GlobalAvgPool2d(), Linear(4, 8))
     x, y = make_shapes(16, 32, seed=0)
     loss, acc = evaluate(model, x, y)
     assert model.training and 0 <= acc <= 1 and loss > 0
