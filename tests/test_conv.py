@@ -53,32 +53,30 @@ def make_inputs(rng, x_shape, F, kernel, groups, bias, dtype=np.float64):
 # --------------------------------------------------------------------------------------------------------------
 # 1. backward == numeric gradient
 # --------------------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("x_shape, F, kernel, stride, padding, groups, bias", CONFIGS)
-def test_gradients_match_numeric(rng, x_shape, F, kernel, stride, padding, groups, bias):
+IMPLEMENTATIONS = {"conv2d": (conv2d_forward, conv2d_backward),
+                   "conv2d_naive": (conv2d_forward_naive, conv2d_backward_naive)}
+
+
+# The loop version is checked on its own too (on fewer configurations: it is slow), so that a mistake the two
+# versions share cannot hide in their comparison.
+@pytest.mark.parametrize("name, x_shape, F, kernel, stride, padding, groups, bias",
+                         [pytest.param("conv2d", *c.values, id=f"fast-{c.id}") for c in CONFIGS]
+                         + [pytest.param("conv2d_naive", *c.values, id=f"naive-{c.id}")
+                            for c in CONFIGS[:3] + CONFIGS[8:10]])
+def test_gradients_match_numeric(rng, name, x_shape, F, kernel, stride, padding, groups, bias):
+    forward, backward = IMPLEMENTATIONS[name]
     x, w, b = make_inputs(rng, x_shape, F, kernel, groups, bias)
     opts = dict(stride=stride, padding=padding, groups=groups)
-    out, cache = conv2d_forward(x, w, b, **opts)
+    out, cache = forward(x, w, b, **opts)
     dout = rng.standard_normal(out.shape)
-    dx, dw, db = conv2d_backward(dout, cache)
+    dx, dw, db = backward(dout, cache)
 
-    check_gradient("conv2d dx", lambda v: conv2d_forward(v, w, b, **opts)[0], x, dout, dx)
-    check_gradient("conv2d dw", lambda v: conv2d_forward(x, v, b, **opts)[0], w, dout, dw)
+    check_gradient(f"{name} dx", lambda v: forward(v, w, b, **opts)[0], x, dout, dx)
+    check_gradient(f"{name} dw", lambda v: forward(x, v, b, **opts)[0], w, dout, dw)
     if bias:
-        check_gradient("conv2d db", lambda v: conv2d_forward(x, w, v, **opts)[0], b, dout, db)
+        check_gradient(f"{name} db", lambda v: forward(x, w, v, **opts)[0], b, dout, db)
     else:
         assert db is None
-
-
-@pytest.mark.parametrize("x_shape, F, kernel, stride, padding, groups, bias", CONFIGS[:3] + CONFIGS[8:10])
-def test_naive_gradients_match_numeric(rng, x_shape, F, kernel, stride, padding, groups, bias):
-    """The loop version is checked on its own too, so that a shared mistake cannot hide in the comparison."""
-    x, w, b = make_inputs(rng, x_shape, F, kernel, groups, bias)
-    opts = dict(stride=stride, padding=padding, groups=groups)
-    out, cache = conv2d_forward_naive(x, w, b, **opts)
-    dout = rng.standard_normal(out.shape)
-    dx, dw, _ = conv2d_backward_naive(dout, cache)
-    check_gradient("conv2d_naive dx", lambda v: conv2d_forward_naive(v, w, b, **opts)[0], x, dout, dx)
-    check_gradient("conv2d_naive dw", lambda v: conv2d_forward_naive(x, v, b, **opts)[0], w, dout, dw)
 
 
 # --------------------------------------------------------------------------------------------------------------

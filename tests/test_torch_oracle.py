@@ -26,6 +26,35 @@ def assert_close(ours, theirs):
     np.testing.assert_allclose(ours, theirs, rtol=TOL, atol=TOL)
 
 
+def compare_layer(rng, x, forward, backward, torch_fn):
+    """Run a one-input layer and its PyTorch twin on ``x``; compare outputs and input gradients."""
+    out, cache = forward(x)
+    dout = rng.standard_normal(out.shape)
+    tx = tensor(x)
+    tout = torch_fn(tx)
+    tout.backward(torch.from_numpy(dout))
+    assert_close(out, tout)
+    assert_close(backward(dout, cache), tx.grad)
+
+
+def compare_weighted_layer(rng, x, w, b, forward, backward, torch_fn):
+    """The same for a layer ``forward(x, w, b)``: outputs and the gradients of ``x``, ``w`` and ``b``."""
+    out, cache = forward(x, w, b)
+    dout = rng.standard_normal(out.shape)
+    dx, dw, db = backward(dout, cache)
+    tx, tw = tensor(x), tensor(w)
+    tb = None if b is None else tensor(b)
+    tout = torch_fn(tx, tw, tb)
+    tout.backward(torch.from_numpy(dout))
+    assert_close(out, tout)
+    assert_close(dx, tx.grad)
+    assert_close(dw, tw.grad)
+    if b is None:
+        assert db is None
+    else:
+        assert_close(db, tb.grad)
+
+
 @pytest.fixture(autouse=True)
 def _few_threads():
     torch.set_num_threads(2)
@@ -51,19 +80,9 @@ def test_conv2d(rng, naive, x_shape, F_out, kernel, stride, padding, groups, bia
     b = rng.standard_normal(F_out) if bias else None
     forward, backward = ((F.conv2d_forward_naive, F.conv2d_backward_naive) if naive
                          else (F.conv2d_forward, F.conv2d_backward))
-    out, cache = forward(x, w, b, stride=stride, padding=padding, groups=groups)
-    dout = rng.standard_normal(out.shape)
-    dx, dw, db = backward(dout, cache)
-
-    tx, tw = tensor(x), tensor(w)
-    tb = tensor(b) if bias else None
-    tout = tF.conv2d(tx, tw, tb, stride=stride, padding=padding, groups=groups)
-    tout.backward(torch.from_numpy(dout))
-    assert_close(out, tout)
-    assert_close(dx, tx.grad)
-    assert_close(dw, tw.grad)
-    if bias:
-        assert_close(db, tb.grad)
+    opts = dict(stride=stride, padding=padding, groups=groups)
+    compare_weighted_layer(rng, x, w, b, lambda x, w, b: forward(x, w, b, **opts), backward,
+                           lambda tx, tw, tb: tF.conv2d(tx, tw, tb, **opts))
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -131,14 +150,8 @@ def test_batchnorm2d_module_matches_torch_module(rng):
 # --------------------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("C, groups", [(12, 3), (8, 2), (16, 8), (6, 6)])
 def test_channel_shuffle(rng, C, groups):
-    x = rng.standard_normal((2, C, 3, 3))
-    out, cache = F.channel_shuffle_forward(x, groups)
-    dout = rng.standard_normal(out.shape)
-    tx = tensor(x)
-    tout = torch.nn.ChannelShuffle(groups)(tx)
-    tout.backward(torch.from_numpy(dout))
-    assert_close(out, tout)
-    assert_close(F.channel_shuffle_backward(dout, cache), tx.grad)
+    compare_layer(rng, rng.standard_normal((2, C, 3, 3)), lambda x: F.channel_shuffle_forward(x, groups),
+                  F.channel_shuffle_backward, torch.nn.ChannelShuffle(groups))
 
 
 POOL_CONFIGS = [((2, 3, 7, 5), 2, 2, 0), ((2, 3, 7, 5), 3, 2, 1), ((2, 3, 8, 8), 3, 1, 1), ((1, 2, 9, 6), 2, 1, 1),
@@ -147,79 +160,43 @@ POOL_CONFIGS = [((2, 3, 7, 5), 2, 2, 0), ((2, 3, 7, 5), 3, 2, 1), ((2, 3, 8, 8),
 
 @pytest.mark.parametrize("x_shape, kernel_size, stride, padding", POOL_CONFIGS)
 def test_max_pool2d(rng, x_shape, kernel_size, stride, padding):
-    x = rng.standard_normal(x_shape)
-    out, cache = F.max_pool2d_forward(x, kernel_size=kernel_size, stride=stride, padding=padding)
-    dout = rng.standard_normal(out.shape)
-    tx = tensor(x)
-    tout = tF.max_pool2d(tx, kernel_size, stride, padding)
-    tout.backward(torch.from_numpy(dout))
-    assert_close(out, tout)
-    assert_close(F.max_pool2d_backward(dout, cache), tx.grad)
+    compare_layer(rng, rng.standard_normal(x_shape),
+                  lambda x: F.max_pool2d_forward(x, kernel_size=kernel_size, stride=stride, padding=padding),
+                  F.max_pool2d_backward, lambda t: tF.max_pool2d(t, kernel_size, stride, padding))
 
 
 def test_max_pool2d_ties(rng):
     """Rounded inputs make many ties; both libraries send the gradient to the first maximum of each window."""
-    x = np.round(rng.standard_normal((2, 3, 8, 8)))
-    out, cache = F.max_pool2d_forward(x, kernel_size=3, stride=2, padding=1)
-    dout = rng.standard_normal(out.shape)
-    tx = tensor(x)
-    tF.max_pool2d(tx, 3, 2, 1).backward(torch.from_numpy(dout))
-    assert_close(F.max_pool2d_backward(dout, cache), tx.grad)
+    compare_layer(rng, np.round(rng.standard_normal((2, 3, 8, 8))),
+                  lambda x: F.max_pool2d_forward(x, kernel_size=3, stride=2, padding=1),
+                  F.max_pool2d_backward, lambda t: tF.max_pool2d(t, 3, 2, 1))
 
 
 @pytest.mark.parametrize("x_shape, kernel_size, stride, padding", POOL_CONFIGS)
 def test_avg_pool2d(rng, x_shape, kernel_size, stride, padding):
-    x = rng.standard_normal(x_shape)
-    out, cache = F.avg_pool2d_forward(x, kernel_size=kernel_size, stride=stride, padding=padding)
-    dout = rng.standard_normal(out.shape)
-    tx = tensor(x)
-    tout = tF.avg_pool2d(tx, kernel_size, stride, padding, count_include_pad=True)
-    tout.backward(torch.from_numpy(dout))
-    assert_close(out, tout)
-    assert_close(F.avg_pool2d_backward(dout, cache), tx.grad)
+    compare_layer(rng, rng.standard_normal(x_shape),
+                  lambda x: F.avg_pool2d_forward(x, kernel_size=kernel_size, stride=stride, padding=padding),
+                  F.avg_pool2d_backward,
+                  lambda t: tF.avg_pool2d(t, kernel_size, stride, padding, count_include_pad=True))
 
 
 def test_global_avg_pool2d(rng):
-    x = rng.standard_normal((2, 5, 7, 3))
-    out, cache = F.global_avg_pool2d_forward(x)
-    dout = rng.standard_normal(out.shape)
-    tx = tensor(x)
-    tout = tF.adaptive_avg_pool2d(tx, 1).flatten(1)
-    tout.backward(torch.from_numpy(dout))
-    assert_close(out, tout)
-    assert_close(F.global_avg_pool2d_backward(dout, cache), tx.grad)
+    compare_layer(rng, rng.standard_normal((2, 5, 7, 3)), F.global_avg_pool2d_forward,
+                  F.global_avg_pool2d_backward, lambda t: tF.adaptive_avg_pool2d(t, 1).flatten(1))
 
 
 # --------------------------------------------------------------------------------------------------------------
 # relu, linear, loss
 # --------------------------------------------------------------------------------------------------------------
 def test_relu(rng):
-    x = rng.standard_normal((2, 3, 4, 4))
-    out, cache = F.relu_forward(x)
-    dout = rng.standard_normal(out.shape)
-    tx = tensor(x)
-    tout = torch.relu(tx)
-    tout.backward(torch.from_numpy(dout))
-    assert_close(out, tout)
-    assert_close(F.relu_backward(dout, cache), tx.grad)
+    compare_layer(rng, rng.standard_normal((2, 3, 4, 4)), F.relu_forward, F.relu_backward, torch.relu)
 
 
 @pytest.mark.parametrize("bias", [True, False])
 def test_linear(rng, bias):
     x, w = rng.standard_normal((5, 7)), rng.standard_normal((3, 7))
     b = rng.standard_normal(3) if bias else None
-    out, cache = F.linear_forward(x, w, b)
-    dout = rng.standard_normal(out.shape)
-    dx, dw, db = F.linear_backward(dout, cache)
-    tx, tw = tensor(x), tensor(w)
-    tb = tensor(b) if bias else None
-    tout = tF.linear(tx, tw, tb)
-    tout.backward(torch.from_numpy(dout))
-    assert_close(out, tout)
-    assert_close(dx, tx.grad)
-    assert_close(dw, tw.grad)
-    if bias:
-        assert_close(db, tb.grad)
+    compare_weighted_layer(rng, x, w, b, F.linear_forward, F.linear_backward, tF.linear)
 
 
 @pytest.mark.parametrize("label_smoothing", [0.0, 0.1, 0.4])

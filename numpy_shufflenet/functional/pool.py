@@ -46,6 +46,20 @@ def _window_rows(r, p, stride, H_out):
     return r[:, p:p + sh * (H_out - 1) + 1:sh]
 
 
+def _max_and_winner(candidates, idx_dtype):
+    """Element-wise maximum of equally shaped arrays, and the index of the array that won.
+
+    Ties go to the *first* maximum, as in PyTorch: a later candidate takes over only when strictly greater, and
+    since candidates come in increasing index, ``max(winner, (cand > best) * k)`` is the new winner.
+    """
+    best = candidates[0].copy()
+    winner = np.zeros(best.shape, dtype=idx_dtype)
+    for k, cand in enumerate(candidates[1:], start=1):
+        np.maximum(winner, np.multiply(cand > best, k, dtype=idx_dtype), out=winner)
+        np.maximum(best, cand, out=best)
+    return best, winner
+
+
 def max_pool2d_forward(x, *, kernel_size, stride=None, padding=0):
     """Max-pooling forward pass.
 
@@ -65,21 +79,9 @@ def max_pool2d_forward(x, *, kernel_size, stride=None, padding=0):
     KH, KW = kernel_size
     phases = pad_split(to_nhwc(x), padding, stride, value=-np.inf)      # padding never wins
     idx = np.int8 if max(KH, KW) < 128 else np.int32
-    # Stage 1: the max over the KW column taps of every padded row, and which tap won (the *last* strictly
-    # greater tap: taps come in increasing q, so the winner is the largest q that beat everything before it).
-    r = tap_cols(phases, 0, stride, W_out).copy()
-    q_win = np.zeros(r.shape, dtype=idx)
-    for q in range(1, KW):
-        cand = tap_cols(phases, q, stride, W_out)
-        np.maximum(q_win, np.multiply(cand > r, q, dtype=idx), out=q_win)
-        np.maximum(r, cand, out=r)
-    # Stage 2: the max over the KH rows of each window.
-    out = _window_rows(r, 0, stride, H_out).copy()
-    p_win = np.zeros(out.shape, dtype=idx)
-    for p in range(1, KH):
-        cand = _window_rows(r, p, stride, H_out)
-        np.maximum(p_win, np.multiply(cand > out, p, dtype=idx), out=p_win)
-        np.maximum(out, cand, out=out)
+    # Stage 1: the max over the KW column taps of every padded row; stage 2: the max over the KH rows of a window.
+    r, q_win = _max_and_winner([tap_cols(phases, q, stride, W_out) for q in range(KW)], idx)
+    out, p_win = _max_and_winner([_window_rows(r, p, stride, H_out) for p in range(KH)], idx)
     cache = (q_win, p_win, [ph.shape for ph in phases], x.shape, x.dtype, kernel_size, stride, padding)
     return from_nhwc(out.reshape(N, H_out, W_out, C)), cache
 
