@@ -102,9 +102,9 @@ class Residual(Module):
 # ----------------------------------------------------------------------------------------------------------------
 # the units of paper Sec. 3.2
 # ----------------------------------------------------------------------------------------------------------------
-def _bottleneck_branch(channels, bottleneck, groups, rng, dtype):
-    c = check_int("resnet_unit", "channels", channels, 1)
-    m = check_int("resnet_unit", "bottleneck", bottleneck, 1)
+def _bottleneck_branch(layer, channels, bottleneck, groups, rng, dtype):
+    c = check_int(layer, "channels", channels, 1)
+    m = check_int(layer, "bottleneck", bottleneck, 1)
     rng = np.random.default_rng() if rng is None else rng
     return Sequential({
         "conv1": Conv2d(c, m, 1, rng=rng, dtype=dtype), "bn1": BatchNorm2d(m, dtype=dtype), "relu1": ReLU(),
@@ -138,7 +138,7 @@ def resnet_unit(channels, bottleneck, *, rng=None, dtype=np.float32):
     Multiply-adds on a ``c x h x w`` input: ``hw(2cm + 9m^2)`` (paper Sec. 3.2). Parameters: ``2cm + 9m^2``
     convolution weights plus ``2(2m + c)`` batch-norm gamma and beta.
     """
-    return Residual(_bottleneck_branch(channels, bottleneck, 1, rng, dtype))
+    return Residual(_bottleneck_branch("resnet_unit", channels, bottleneck, 1, rng, dtype))
 
 
 def resnext_unit(channels, bottleneck, groups, *, rng=None, dtype=np.float32):
@@ -162,7 +162,7 @@ def resnext_unit(channels, bottleneck, groups, *, rng=None, dtype=np.float32):
     65,536 of the 70,144 multiply-adds per pixel, 93.4% (the paper's Sec. 3.1 figure).
     """
     groups = check_int("resnext_unit", "groups", groups, 1)
-    return Residual(_bottleneck_branch(channels, bottleneck, groups, rng, dtype))
+    return Residual(_bottleneck_branch("resnext_unit", channels, bottleneck, groups, rng, dtype))
 
 
 def bottleneck_block(channels, bottleneck, *, rng=None, dtype=np.float32):
