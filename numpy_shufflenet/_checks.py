@@ -75,3 +75,27 @@ def conv_out_size(layer, size, kernel, stride, padding, dim="H"):
         raise ValueError(f"{layer}: kernel size {kernel} is larger than the padded input along {dim} "
                          f"({size} + 2*{padding} = {size + 2 * padding})")
     return (size + 2 * padding - kernel) // stride + 1
+
+
+def check_conv_args(layer, x, w, b, stride, padding, groups):
+    """Validate a convolution call; return the normalised ``(stride, padding, groups, out_shape)``."""
+    check_float_array(layer, "x", x, ndim=4)
+    check_float_array(layer, "w", w, ndim=4, dtype=x.dtype)
+    stride = pair(layer, "stride", stride, 1)
+    padding = pair(layer, "padding", padding, 0)
+    groups = check_int(layer, "groups", groups, 1)
+    N, C, H, W = x.shape
+    F, C_g, KH, KW = w.shape
+    if C % groups:
+        raise ValueError(f"{layer}: in_channels must be divisible by groups={groups}, got in_channels={C}")
+    if F % groups:
+        raise ValueError(f"{layer}: out_channels must be divisible by groups={groups}, got out_channels={F}")
+    if C_g * groups != C:
+        raise ValueError(f"{layer}: w of shape {w.shape} expects {C_g * groups} input channels "
+                         f"(w.shape[1] * groups = {C_g} * {groups}), got x with {C} channels")
+    if b is not None:
+        check_float_array(layer, "b", b, ndim=1, dtype=x.dtype)
+        check_shape(layer, "b", b, (F,))
+    H_out = conv_out_size(layer, H, KH, stride[0], padding[0], "H")
+    W_out = conv_out_size(layer, W, KW, stride[1], padding[1], "W")
+    return stride, padding, groups, (N, F, H_out, W_out)

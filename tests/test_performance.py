@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from numpy_shufflenet import functional as F
-from numpy_shufflenet.functional.conv import col2im, im2col, pad2d, tap, unpad2d
-from numpy_shufflenet.functional.layout import from_nhwc, merge_crop, pad_split, to_nhwc
+from numpy_shufflenet.fast.conv import col2im, im2col, pad2d, tap, unpad2d
+from numpy_shufflenet.fast.layout import from_nhwc, merge_crop, pad_split, to_nhwc
 from numpy_shufflenet.model import ShuffleNet, ShuffleUnit
 from numpy_shufflenet.nn import Module
 

@@ -6,14 +6,14 @@ Arrays are NCHW; weights have PyTorch's shapes; the output dtype is the input dt
 """
 
 from .activation import relu_backward, relu_forward
-from .conv import conv2d_backward, conv2d_forward
+from ..fast.conv import conv2d_backward, conv2d_forward
 from .conv_naive import conv2d_backward_naive, conv2d_forward_naive
 from .linear import linear_backward, linear_forward
 from .loss import softmax_cross_entropy
-from .norm import batchnorm2d_backward, batchnorm2d_forward
-from .pool import (avg_pool2d_backward, avg_pool2d_forward, global_avg_pool2d_backward, global_avg_pool2d_forward,
+from ..fast.norm import batchnorm2d_backward, batchnorm2d_forward
+from ..fast.pool import (avg_pool2d_backward, avg_pool2d_forward, global_avg_pool2d_backward, global_avg_pool2d_forward,
                    max_pool2d_backward, max_pool2d_forward)
-from .shuffle import channel_shuffle_backward, channel_shuffle_forward, channel_shuffle_indices
+from ..fast.shuffle import channel_shuffle_backward, channel_shuffle_forward, channel_shuffle_indices
 
 __all__ = [
     "conv2d_forward", "conv2d_backward", "conv2d_forward_naive", "conv2d_backward_naive",

@@ -11,20 +11,19 @@ vectorised version, so use it on tiny inputs only.
 
 import numpy as np
 
-from .conv import _check_conv_args, pad2d, unpad2d
-from .._checks import check_cache, check_dout
+from .._checks import check_cache, check_conv_args, check_dout
 
 LAYER = "conv2d_naive"
 
 
 def conv2d_forward_naive(x, w, b=None, *, stride=1, padding=0, groups=1):
     """Loop version of :func:`~numpy_shufflenet.functional.conv.conv2d_forward` (same arguments and shapes)."""
-    stride, padding, groups, out_shape = _check_conv_args(x, w, b, stride, padding, groups)
+    stride, padding, groups, out_shape = check_conv_args(LAYER, x, w, b, stride, padding, groups)
     N, F, H_out, W_out = out_shape
     _, C_g, KH, KW = w.shape
     F_g = F // groups                     # output channels per group
     sh, sw = stride
-    x_pad = pad2d(x, padding)
+    x_pad = np.pad(x, ((0, 0), (0, 0), (padding[0],) * 2, (padding[1],) * 2))
     out = np.zeros(out_shape, dtype=x.dtype)
     for n in range(N):
         for f in range(F):
@@ -64,4 +63,5 @@ def conv2d_backward_naive(dout, cache):
                     dw[f] += dout[n, f, i, j] * x_pad[n, channels, rows, cols]
                     dx_pad[n, channels, rows, cols] += dout[n, f, i, j] * w[f]
     db = dout.sum(axis=(0, 2, 3)) if has_bias else None
-    return np.ascontiguousarray(unpad2d(dx_pad, padding)), dw, db
+    H, W = x_shape[2:]
+    return dx_pad[:, :, padding[0]:padding[0] + H, padding[1]:padding[1] + W].copy(), dw, db

@@ -47,35 +47,12 @@ Outputs and gradients of ``x`` come back as NCHW-shaped views of channels-last m
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from .._checks import (check_cache, check_dout, check_float_array, check_int, check_shape, conv_out_size,
-                       pair)
+from .._checks import check_cache, check_conv_args, check_dout
 from .layout import fold_w, from_nhwc, merge_crop, pad_split, tap_rows, tile_w, to_nhwc
 
 LAYER = "conv2d"
 
 
-def _check_conv_args(x, w, b, stride, padding, groups):
-    """Validate a convolution call; return the normalised ``(stride, padding, groups, out_shape)``."""
-    check_float_array(LAYER, "x", x, ndim=4)
-    check_float_array(LAYER, "w", w, ndim=4, dtype=x.dtype)
-    stride = pair(LAYER, "stride", stride, 1)
-    padding = pair(LAYER, "padding", padding, 0)
-    groups = check_int(LAYER, "groups", groups, 1)
-    N, C, H, W = x.shape
-    F, C_g, KH, KW = w.shape
-    if C % groups:
-        raise ValueError(f"{LAYER}: in_channels must be divisible by groups={groups}, got in_channels={C}")
-    if F % groups:
-        raise ValueError(f"{LAYER}: out_channels must be divisible by groups={groups}, got out_channels={F}")
-    if C_g * groups != C:
-        raise ValueError(f"{LAYER}: w of shape {w.shape} expects {C_g * groups} input channels "
-                         f"(w.shape[1] * groups = {C_g} * {groups}), got x with {C} channels")
-    if b is not None:
-        check_float_array(LAYER, "b", b, ndim=1, dtype=x.dtype)
-        check_shape(LAYER, "b", b, (F,))
-    H_out = conv_out_size(LAYER, H, KH, stride[0], padding[0], "H")
-    W_out = conv_out_size(LAYER, W, KW, stride[1], padding[1], "W")
-    return stride, padding, groups, (N, F, H_out, W_out)
 
 
 def pad2d(x, padding):
@@ -211,7 +188,7 @@ def conv2d_forward(x, w, b=None, *, stride=1, padding=0, groups=1):
     cache : tuple
         What :func:`conv2d_backward` needs.
     """
-    stride, padding, groups, out_shape = _check_conv_args(x, w, b, stride, padding, groups)
+    stride, padding, groups, out_shape = check_conv_args(LAYER, x, w, b, stride, padding, groups)
     N, F, H_out, W_out = out_shape
     if _is_depthwise(x, w, groups):
         out_h, saved = _depthwise_forward(to_nhwc(x), w, stride, padding, (H_out, W_out))
