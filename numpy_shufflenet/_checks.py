@@ -115,6 +115,8 @@ def check_conv_args(layer, x, w, b, stride, padding, groups):
     if b is not None:
         check_float_array(layer, "b", b, ndim=1, dtype=x.dtype)
         check_shape(layer, "b", b, (F,))
+    if KH < 1 or KW < 1:
+        raise ValueError(f"{layer}: expected a kernel of at least 1x1, got w of shape {w.shape}")
     H_out = conv_out_size(layer, H, KH, stride[0], padding[0], "H")
     W_out = conv_out_size(layer, W, KW, stride[1], padding[1], "W")
     return stride, padding, groups, (N, F, H_out, W_out)
@@ -184,3 +186,16 @@ def check_shuffle_args(layer, x, groups):
     groups = check_int(layer, "groups", groups, 1)
     check_divisible(layer, "channels", x.shape[1], groups)
     return groups
+
+
+def check_batchnorm_cache(layer, training, count, x_shape):
+    """Refuse a batch-norm cache whose mode flag disagrees with the statistics it holds.
+
+    ``count`` is the number of values per channel the statistics were taken over: ``N*H*W`` for batch statistics
+    (training mode), 0 for the running statistics (eval mode).
+    """
+    N, C, H, W = x_shape
+    if training is not (count == N * H * W) or count not in (0, N * H * W):
+        raise ValueError(f"{layer}: the cache is inconsistent (training={training!r}, but its statistics were "
+                         f"taken over {count} values per channel of an input of shape {tuple(x_shape)}); pass the "
+                         f"cache of the forward pass unchanged")

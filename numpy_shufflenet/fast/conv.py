@@ -23,7 +23,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .._checks import check_cache, check_conv_args, check_dout
+from .._checks import check_cache, check_conv_args, check_dout, check_shape
 from ..functional.depthwise import is_depthwise
 from ..functional.windows import col2im, pad2d, tap, unpad2d
 from .layout import fold_w, from_nhwc, merge_crop, pad_split, tap_rows, tile_w, to_nhwc
@@ -153,6 +153,7 @@ def conv2d_backward(dout, cache):
     db : ndarray, shape (C_out,), or None when the forward had no bias
     """
     kind, saved, w, has_bias, x_shape, stride, padding, groups, out_shape = check_cache(LAYER, cache, FastConvCache)
+    check_shape(LAYER, "the cache's w", w, (out_shape[1], x_shape[1] // groups) + w.shape[2:])
     dout = check_dout(LAYER, dout, out_shape, w.dtype)
     N, F, H_out, W_out = out_shape
     C, H, W = x_shape[1:]

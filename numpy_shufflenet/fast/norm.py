@@ -38,7 +38,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .._checks import check_batchnorm_args, check_cache, check_dout
+from .._checks import check_batchnorm_args, check_batchnorm_cache, check_cache, check_dout
 from .layout import fold_w, from_nhwc, tile_w, to_nhwc
 
 LAYER = "batchnorm2d"
@@ -50,6 +50,7 @@ class FastBatchNormCache(NamedTuple):
     inv_std: np.ndarray        # (C,)
     gamma: np.ndarray          # (C,)
     training: bool
+    count: int                 # M = N*H*W values per channel behind the batch statistics; 0 in eval mode
     x_shape: tuple             # (N, C, H, W)
 
 
@@ -113,7 +114,7 @@ def batchnorm2d_forward(x, gamma, beta, *, running_mean=None, running_var=None, 
     shift = beta - mean * scale
     out2 = np.multiply(x2, tile_w(scale, W))
     out2 += tile_w(shift, W)
-    cache = FastBatchNormCache(x2, mean, inv_std, gamma, bool(training), x.shape)
+    cache = FastBatchNormCache(x2, mean, inv_std, gamma, bool(training), N * H * W if training else 0, x.shape)
     return from_nhwc(out2.reshape(N, H, W, C)), cache
 
 
@@ -140,7 +141,8 @@ def batchnorm2d_backward(dout, cache):
     dx : ndarray, shape (N, C, H, W), channels-last in memory
     dgamma, dbeta : ndarray, shape (C,)
     """
-    x2, mean, inv_std, gamma, training, x_shape = check_cache(LAYER, cache, FastBatchNormCache)
+    x2, mean, inv_std, gamma, training, count, x_shape = check_cache(LAYER, cache, FastBatchNormCache)
+    check_batchnorm_cache(LAYER, training, count, x_shape)
     N, C, H, W = x_shape
     dout = check_dout(LAYER, dout, x_shape, x2.dtype)
     dy2 = _rows(dout)

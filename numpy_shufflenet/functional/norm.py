@@ -19,7 +19,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .._checks import check_batchnorm_args, check_cache, check_dout
+from .._checks import check_batchnorm_args, check_batchnorm_cache, check_cache, check_dout
 
 LAYER = "batchnorm2d"
 
@@ -29,6 +29,7 @@ class BatchNormCache(NamedTuple):
     gamma: np.ndarray          # (C,)
     inv_std: np.ndarray        # (C,), 1 / sqrt(var + eps)
     training: bool             # batch statistics (True: they depend on x) or running ones (False: constants)
+    count: int                 # M = N*H*W values per channel behind the batch statistics; 0 in eval mode
 
 
 def _per_channel(v):
@@ -54,8 +55,8 @@ def batchnorm2d_forward(x, gamma, beta, *, running_mean=None, running_var=None, 
     cache : BatchNormCache for :func:`batchnorm2d_backward`
     """
     momentum, eps = check_batchnorm_args(LAYER, x, gamma, beta, running_mean, running_var, training, momentum, eps)
+    M = x.shape[0] * x.shape[2] * x.shape[3]
     if training:
-        M = x.shape[0] * x.shape[2] * x.shape[3]
         mean = x.mean(axis=(0, 2, 3))
         var = ((x - _per_channel(mean)) ** 2).mean(axis=(0, 2, 3))
         if running_mean is not None:
@@ -67,7 +68,7 @@ def batchnorm2d_forward(x, gamma, beta, *, running_mean=None, running_var=None, 
     inv_std = 1 / np.sqrt(var + x.dtype.type(eps))
     xhat = (x - _per_channel(mean)) * _per_channel(inv_std)
     out = _per_channel(gamma) * xhat + _per_channel(beta)
-    return out, BatchNormCache(xhat, gamma, inv_std, bool(training))
+    return out, BatchNormCache(xhat, gamma, inv_std, bool(training), M if training else 0)
 
 
 def batchnorm2d_backward(dout, cache):
@@ -88,14 +89,14 @@ def batchnorm2d_backward(dout, cache):
     dx : ndarray, shape (N, C, H, W)
     dgamma, dbeta : ndarray, shape (C,)
     """
-    xhat, gamma, inv_std, training = check_cache(LAYER, cache, BatchNormCache)
+    xhat, gamma, inv_std, training, M = check_cache(LAYER, cache, BatchNormCache)
+    check_batchnorm_cache(LAYER, training, M, xhat.shape)
     dout = check_dout(LAYER, dout, xhat.shape, xhat.dtype)
     dbeta = dout.sum(axis=(0, 2, 3))
     dgamma = (dout * xhat).sum(axis=(0, 2, 3))
     dxhat = dout * _per_channel(gamma)
     if not training:
         return dxhat * _per_channel(inv_std), dgamma, dbeta
-    M = xhat.shape[0] * xhat.shape[2] * xhat.shape[3]
     # sum(dxhat) = gamma * dbeta and sum(dxhat * xhat) = gamma * dgamma, per channel
     dx = _per_channel(inv_std / M) * (M * dxhat - _per_channel(gamma * dbeta) - xhat * _per_channel(gamma * dgamma))
     return dx, dgamma, dbeta
