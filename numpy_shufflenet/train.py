@@ -111,7 +111,7 @@ def fit(model, optimizer, train_set, val_set, *, epochs, batch_size, lr, label_s
             loss_sum += loss * len(yb)
             correct += int(np.sum(logits.argmax(axis=1) == yb))
             bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}",
-                            img_s=f"{seen / (time.perf_counter() - start):.0f}")
+                            img_s=f"{seen / (time.perf_counter() - start):.0f}", refresh=False)
         seconds = time.perf_counter() - start
         val_loss, val_acc = evaluate(model, *val_set)
         history["epochs"].append({"epoch": epoch + 1, "train_loss": loss_sum / seen, "train_acc": correct / seen,
