@@ -73,3 +73,16 @@ def test_acceptance_rows():
                                              ((3, 2.0), 25.9, 8.6)])
 def test_released_errors_quoted(key, top1, top5):
     assert paper.OFFICIAL_MODELS[key][2] == top1 and paper.OFFICIAL_TOP5_ERROR[key] == top5
+
+
+def test_stage_width_rule_against_the_released_widths():
+    """model.stage_widths' docstring: the rounding rule gives every released width but the 1.5x stems."""
+    from numpy_shufflenet.model import OFFICIAL_WIDTHS, STEM_1X, TABLE1_WIDTHS, _round_up
+    misses = {}
+    for (g, scale), released in OFFICIAL_WIDTHS.items():
+        c2 = _round_up(scale * TABLE1_WIDTHS[g][0], 4 * g)
+        rule = (_round_up(scale * STEM_1X, g), c2, 2 * c2, 4 * c2)
+        if rule != released:
+            misses[g, scale] = (released, rule)
+    assert misses == {(3, 1.5): ((24, 360, 720, 1440), (36, 360, 720, 1440)),
+                      (8, 1.5): ((24, 576, 1152, 2304), (40, 576, 1152, 2304))}
