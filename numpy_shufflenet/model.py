@@ -49,7 +49,8 @@ def stage_widths(groups=3, scale=1.0):
           stage3 = 2 * stage2,  stage4 = 2 * stage3          # "the output channels are doubled"
           stem   = round_up(scale * 24, g)                   # the first branch width stage2 - stem divisible by g
 
-      It reproduces every released width except the 1.5x stem (released: 24, rule: 36).
+      It reproduces every released width except the 1.5x stems: released 24 for both g = 3 and g = 8, where
+      the rule gives 36 (g = 3) and 40 (g = 8).
     """
     groups = check_int("ShuffleNet", "groups", groups, 1)
     if groups not in GROUPS:
