@@ -287,7 +287,7 @@ def _build_tensor(t, buffers):
                   f"of a storage with {raw.size}")
         view = np.lib.stride_tricks.as_strided(raw[t.offset:], shape=t.size,
                                                strides=[s * raw.itemsize for s in t.stride], writeable=False)
-        out = np.array(view, dtype=raw.dtype.newbyteorder("="))
+        out = np.array(view, dtype=raw.dtype.newbyteorder("="), order="C")
     else:
         out = np.zeros(t.size, dtype=raw.dtype.newbyteorder("="))
     return -out if t.negative else out
