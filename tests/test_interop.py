@@ -23,7 +23,8 @@ from numpy_shufflenet.__main__ import main
 from numpy_shufflenet.gradcheck import rel_error
 from numpy_shufflenet.interop import (CheckpointRefusedError, from_mmpretrain, from_official, load_checkpoint,
                                       to_torch_state_dict)
-from numpy_shufflenet.interop.imagenet import imagenet_classes, resize
+from numpy_shufflenet.interop.imagenet import (MMPRETRAIN_MEAN, MMPRETRAIN_STD, imagenet_classes,
+                                               preprocess, resize)
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 EXPECTED = json.loads((FIXTURES / "interop_expected.json").read_text())
@@ -139,6 +140,18 @@ def test_malicious_pickle_is_refused_and_nothing_runs(tmp_path):
         load_checkpoint(_write_zip(tmp_path / "module.pth", module))
 
 
+@pytest.mark.parametrize("opcodes", [
+    b"ctorch._utils\n_rebuild_tensor_v2\nN}X\x02\x00\x00\x00fnK\x01s\x86b.",     # BUILD: re-point a function
+    b"ccollections\nOrderedDict\n}X\x03\x00\x00\x00fooK\x01sb.",                  # BUILD on the class itself
+    b"ctorch\nFloatStorage\n)\x81.",                                                 # NEWOBJ of a storage type
+], ids=["re-point function", "patch OrderedDict", "instantiate storage type"])
+def test_allowed_globals_cannot_be_changed_or_misused(tmp_path, opcodes):
+    path = _write_zip(tmp_path / "sneaky.pth", b"\x80\x02" + opcodes)
+    with pytest.raises(ValueError, match="^load_checkpoint: the pickle inside is broken"):
+        load_checkpoint(path)
+    assert load_checkpoint(FIXTURES / "tensors_zip.pth")["int64_scalar"] == 7      # the reader still works
+
+
 def test_broken_files_are_clear_errors(tmp_path):
     legacy = (FIXTURES / "shufflenet_official.pth.tar").read_bytes()
     zipped = (FIXTURES / "shufflenet_mmpretrain.pth").read_bytes()
@@ -217,6 +230,19 @@ def test_official_order_is_the_authors_unit_and_the_default_is_unchanged():
     assert official.branch.shuffle.groups == 2 and default.branch.shuffle.groups == 3     # mid // g = 6 // 3
 
 
+def test_preprocessing_of_each_source():
+    image = np.empty((300, 400, 3))
+    image[...] = (10.0, 20.0, 30.0)                          # RGB
+    official, mm = preprocess(image, "official"), preprocess(image, "mmpretrain")
+    assert official.shape == mm.shape == (1, 3, 224, 224) and official.dtype == np.float32
+    np.testing.assert_array_equal(official[0, :, 0, 0], [30, 20, 10])            # BGR, 0..255, no normalisation
+    np.testing.assert_allclose(mm[0, :, 0, 0], (np.array([10, 20, 30]) - MMPRETRAIN_MEAN) / MMPRETRAIN_STD,
+                               rtol=1e-6)
+    ramp = np.repeat(np.arange(400.0)[None, :, None] * 255 / 399, 300, axis=0).repeat(3, axis=2)
+    crop = preprocess(ramp, "official")[0, 0]                # short side 300 -> 256, long 400 -> 341, crop 224
+    assert abs(crop[0, 0] - round(255 * (341 - 224) / 2 / 340)) <= 2 and abs(crop[0, -1] - crop[0, 0] - 167) <= 3
+
+
 def test_convert_and_predict_commands(tmp_path, capsys):
     import matplotlib.image
 
@@ -260,7 +286,7 @@ def test_same_function_and_gradients_as_pytorch_both_ways(layout):
     torch, ref = _torch_reference()
     cls = ref.OfficialShuffleNetV1 if layout == "official" else ref.MMPretrainShuffleNetV1
     convert = NETWORKS[layout][1]
-    widths, rng = (12, 48, 96, 192), np.random.default_rng(1)
+    widths, rng = (6, 24, 48, 96), np.random.default_rng(1)
     theirs = ref.randomize(cls(widths, 3, 10), torch.Generator().manual_seed(1)).double()
     x = rng.standard_normal((2, 3, 64, 64))
 
