@@ -292,5 +292,6 @@ class ShuffleNet(Sequential):
         return super().shape_trace(input_shape, prefix)
 
     def __repr__(self):
+        order = "" if self.shuffle_order == "paper" else f", shuffle_order={self.shuffle_order!r}"
         return (f"ShuffleNet(groups={self.groups}, scale={self.scale}, num_classes={self.num_classes}, "
-                f"widths={self.widths})")
+                f"widths={self.widths}{order})")

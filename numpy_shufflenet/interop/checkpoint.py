@@ -226,7 +226,7 @@ def _storage_type(marker):
 
 
 def _key(key):
-    key = key.decode("ascii") if isinstance(key, bytes) else key
+    key = key.decode("ascii", "replace") if isinstance(key, bytes) else key
     if not isinstance(key, str) or not key or "/" in key or ".." in key:
         _fail(f"expected a storage key such as '0', got {key!r}")
     return key
@@ -452,17 +452,25 @@ def load_checkpoint(path):
     path = Path(path)
     if not path.is_file():
         _fail(f"expected a checkpoint file, got {str(path)!r}, which is not a file")
+    try:
+        return _load(path)
+    except ValueError as err:                 # name the file in every message (CheckpointRefusedError included)
+        message = str(err).removeprefix(f"{LAYER}: ")
+        raise type(err)(f"{LAYER}: {path}: {message}") from None
+
+
+def _load(path):
     with open(path, "rb") as f:
         head = f.read(4)
     if head == b"PK\x03\x04":                            # a zip archive's first local header
         try:
             return _load_zip(path)
         except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, NotImplementedError) as err:
-            _fail(f"{path} is a broken zip checkpoint ({type(err).__name__}: {err})")
+            _fail(f"a broken zip checkpoint ({type(err).__name__}: {err})")
     data = path.read_bytes()
     if data[:1] != b"\x80":
         if data[:262].endswith(b"ustar") or data[257:262] == b"ustar":
-            _fail(f"{path} is a tar archive: the tar checkpoint format of PyTorch < 0.4 is not supported")
-        _fail(f"{path} is neither a zip nor a legacy PyTorch checkpoint (it does not start with a pickle; first "
-              f"bytes {data[:8]!r})")
+            _fail("a tar archive: the tar checkpoint format of PyTorch < 0.4 is not supported")
+        _fail(f"neither a zip nor a legacy PyTorch checkpoint (it does not start with a pickle; first bytes "
+              f"{data[:8]!r})")
     return _load_legacy(data)
