@@ -20,7 +20,7 @@ import pytest
 
 from numpy_shufflenet import ShuffleNet, ShuffleUnit
 from numpy_shufflenet.__main__ import main
-from numpy_shufflenet.gradcheck import rel_error
+from numpy_shufflenet.gradcheck import check_module, rel_error
 from numpy_shufflenet.interop import (CheckpointRefusedError, from_mmpretrain, from_official, load_checkpoint,
                                       to_torch_state_dict)
 from numpy_shufflenet.interop.imagenet import (MMPRETRAIN_MEAN, MMPRETRAIN_STD, imagenet_classes,
@@ -229,6 +229,16 @@ def test_official_order_is_the_authors_unit_and_the_default_is_unchanged():
     assert default.branch.names == ["conv1", "bn1", "relu1", "shuffle", "conv2", "bn2", "conv3", "bn3"]
     assert official.branch.names == ["conv1", "bn1", "relu1", "conv2", "bn2", "shuffle", "conv3", "bn3"]
     assert official.branch.shuffle.groups == 2 and default.branch.shuffle.groups == 3     # mid // g = 6 // 3
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_official_order_unit_gradients_are_numeric_gradients(stride):
+    rng = np.random.default_rng(stride)
+    unit = ShuffleUnit(24 if stride == 1 else 12, 24, groups=3, stride=stride, shuffle_order="official",
+                       rng=rng, dtype=np.float64)          # bottleneck 6: the two orders differ (6 // 3 != 3)
+    x = np.abs(rng.standard_normal((2, unit.in_channels, 4, 4))) + 0.1     # the output of a ReLU, as in a net
+    results = check_module(unit, x, rng=rng, verbose=False)
+    assert all(results), [str(r) for r in results if not r]
 
 
 def test_preprocessing_of_each_source():
