@@ -231,9 +231,8 @@ def test_official_order_is_the_authors_unit_and_the_default_is_unchanged():
     assert official.branch.shuffle.groups == 2 and default.branch.shuffle.groups == 3     # mid // g = 6 // 3
 
 
-@pytest.mark.parametrize("stride", [1, 2])
-def test_official_order_unit_gradients_are_numeric_gradients(stride):
-    rng = np.random.default_rng(stride)
+def test_official_order_unit_gradients_are_numeric_gradients():
+    rng, stride = np.random.default_rng(2), 2                # stride 2: the branch, the pooled shortcut, concat
     unit = ShuffleUnit(24 if stride == 1 else 12, 24, groups=3, stride=stride, shuffle_order="official",
                        rng=rng, dtype=np.float64)          # bottleneck 6: the two orders differ (6 // 3 != 3)
     x = np.abs(rng.standard_normal((2, unit.in_channels, 4, 4))) + 0.1     # the output of a ReLU, as in a net

@@ -42,7 +42,7 @@ from collections import OrderedDict
 import numpy as np
 
 from .. import functional as F
-from ..model import STAGE_REPEATS, ShuffleNet
+from ..model import SCALES, STAGE_REPEATS, ShuffleNet, stage_widths
 
 LAYOUTS = ("official", "mmpretrain")
 BN_FIELDS = ("weight", "bias", "running_mean", "running_var")
@@ -150,9 +150,22 @@ def _architecture(state, layout, layer):
             width += _get(state, unit["conv3"] + ".weight", layer, 4).shape[0]
             widths.append(width)
     fc_w = _get(state, names["fc"] + ".weight", layer, 2)
-    return dict(groups=mid // expand, widths=tuple(widths), num_classes=fc_w.shape[0],
+    groups, widths = mid // expand, tuple(widths)
+    return dict(groups=groups, widths=widths, scale=_scale_of(groups, widths), num_classes=fc_w.shape[0],
                 in_channels=stem_w.shape[1], fc_bias=names["fc"] + ".bias" in state,
                 shuffle_order="official" if layout == "official" else "paper")
+
+
+def _scale_of(groups, widths):
+    """The width multiplier whose widths (:func:`~numpy_shufflenet.model.stage_widths`) these are; 1.0 (a mere
+    label) for widths of no table."""
+    for scale in SCALES:
+        try:
+            if stage_widths(groups, scale) == widths:
+                return scale
+        except ValueError:
+            break
+    return 1.0
 
 
 def _from_layout(checkpoint, layout, dtype):
