@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._checks import check_int
 from ..model import ShuffleNet
 from ..weights import load_weights, save_weights
 from .checkpoint import load_checkpoint
@@ -110,6 +111,7 @@ def predict(weights, images, k=5):
     Returns ``[(image, [(class index, name, probability), ...]), ...]``; names are ImageNet's for 1000 classes,
     else those stored in the checkpoint, else the indices.
     """
+    k = check_int("predict", "k", k, 1)
     model, info = load_converted(weights)
     names = info.get("classes")
     if not (isinstance(names, list) and len(names) == model.num_classes):

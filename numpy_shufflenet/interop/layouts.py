@@ -121,7 +121,7 @@ def _get(state, name, layer, ndim=None):
         raise ValueError(f"{layer}: expected an entry {name!r} in the state dict; it is missing (first keys: "
                          f"{list(state)[:4]})")
     if not isinstance(value, np.ndarray) or not np.issubdtype(value.dtype, np.floating):
-        raise TypeError(f"{layer}: expected {name!r} to be a float array, got "
+        raise ValueError(f"{layer}: expected {name!r} to be a float array, got "
                         f"{getattr(value, 'dtype', type(value).__name__)}")
     if ndim is not None and value.ndim != ndim:
         raise ValueError(f"{layer}: expected {name!r} to be {ndim}-D, got shape {value.shape}")
