@@ -212,7 +212,8 @@ def test_layout_mismatches_are_clear_errors():
         from_official(extra)
     wrong = dict(state["state_dict"])
     wrong["module.features.3.branch_main_1.3.weight"] = np.zeros((4, 1, 3, 3), np.float32)
-    with pytest.raises(ValueError, match=r"features.3.branch_main_1.3.weight' of shape \(3, 1, 3, 3\).*got \(4, 1, 3, 3\)"):
+    shapes = r"features.3.branch_main_1.3.weight' of shape \(3, 1, 3, 3\).*got \(4, 1, 3, 3\)"
+    with pytest.raises(ValueError, match=shapes):
         from_official(wrong)
     paper = ShuffleNet(3, widths=(6, 12, 24, 48), num_classes=10, rng=np.random.default_rng(0))
     with pytest.raises(ValueError, match="needs shuffle_order='official'"):
