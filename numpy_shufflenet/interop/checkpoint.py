@@ -17,7 +17,8 @@ The raw storages are stored beside the pickle, in one of two layouts:
 
 Unpickling is *restricted*: the only globals a tensor checkpoint needs are served
 (``collections.OrderedDict``, the tensor-rebuild functions of ``torch._utils``, the storage types such as
-``torch.FloatStorage``, the dtypes and ``torch.Size``), each by a stand-in of our own that only builds NumPy
+``torch.FloatStorage``, the dtypes and ``torch.Size``, and the data types ``set``, ``frozenset``, ``bytearray``
+and ``complex``), each by a stand-in of our own that only builds NumPy
 arrays; any other global (``os.system``, ``builtins.eval``, a model class, ...) stops the load with a
 :class:`CheckpointRefusedError` that names it, before it is looked up, so nothing from the file ever runs.
 Sizes are checked before anything is allocated: every storage must lie inside the file, every tensor inside its
@@ -53,12 +54,6 @@ DTYPES = {
     "bfloat16": "bfloat16", "int64": "i8", "long": "i8", "int32": "i4", "int": "i4", "int16": "i2",
     "short": "i2", "int8": "i1", "uint8": "u1", "bool": "?",
 }
-TENSOR_FUNCTIONS = ("_rebuild_tensor", "_rebuild_tensor_v2", "_rebuild_tensor_v3", "_rebuild_parameter",
-                    "_rebuild_parameter_with_state")
-ALLOWED_GLOBALS = (["collections.OrderedDict", "torch.Size", "torch._tensor._rebuild_from_type_v2",
-                    "torch.Tensor", "torch.nn.parameter.Parameter", "_codecs.encode"]
-                   + [f"torch._utils.{name}" for name in TENSOR_FUNCTIONS]
-                   + [f"torch.{name}" for name in STORAGE_DTYPES] + [f"torch.{name}" for name in DTYPES])
 
 
 class CheckpointRefusedError(ValueError):
@@ -178,12 +173,25 @@ def _encode(text, encoding="latin1"):
     return text.encode("latin1")
 
 
+def _data_type(kind):
+    """set, frozenset, bytearray and complex, as protocol 2 writes them (``__builtin__.set([...])``), from data only."""
+    def build(*args):
+        items = [i for a in args if isinstance(a, (list, tuple)) for i in a]
+        if not all(isinstance(a, (list, tuple, str, bytes, int, float)) for a in args) \
+                or any(isinstance(i, (_Tensor, _Storage, _Marker)) for i in items):
+            _fail(f"expected plain data as the arguments of {kind.__name__}, got {[type(a).__name__ for a in args]}")
+        return kind(*args)
+    return build
+
+
 _FUNCTIONS = {
     "torch._utils._rebuild_tensor": _rebuild_tensor, "torch._utils._rebuild_tensor_v2": _rebuild_tensor_v2,
     "torch._utils._rebuild_tensor_v3": _rebuild_tensor_v3, "torch._utils._rebuild_parameter": _rebuild_parameter,
     "torch._utils._rebuild_parameter_with_state": _rebuild_parameter,
     "torch._tensor._rebuild_from_type_v2": _rebuild_from_type_v2, "torch.Size": _size, "_codecs.encode": _encode,
 }
+for _module in ("builtins", "__builtin__"):
+    _FUNCTIONS.update({f"{_module}.{kind.__name__}": _data_type(kind) for kind in (set, frozenset, bytearray, complex)})
 
 
 class _RestrictedUnpickler(pickle.Unpickler):
@@ -208,7 +216,7 @@ class _RestrictedUnpickler(pickle.Unpickler):
         raise CheckpointRefusedError(
             f"{LAYER}: refused: the file asks for the global {full!r}, which a tensor checkpoint does not need "
             f"(allowed: collections.OrderedDict, torch.Size, torch._utils rebuild functions, torch storage types "
-            f"and dtypes); nothing from the file was run. Only load checkpoints whose origin you trust, and "
+            f"and dtypes, set, bytearray, complex); nothing from the file was run. Only load checkpoints whose origin you trust, and "
             f"save weights alone with torch.save(model.state_dict(), path)")
 
     def persistent_load(self, pid):
