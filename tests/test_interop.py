@@ -75,7 +75,12 @@ def test_fixture_networks_give_pytorchs_logits(layout):
 
 @pytest.mark.parametrize("name", ["tensors_zip.pth", "tensors_legacy.pth"])
 def test_tensors_of_every_dtype_with_strides_and_offsets(name):
-    tensors = load_checkpoint(FIXTURES / name)
+    saved = load_checkpoint(FIXTURES / name)
+    assert saved["extras"] == {"size": (2, 3), "dtype": "torch.float16", "bytes": b"\x00\xff", "set": {1, 2},
+                               "bytearray": bytearray(b"ab"), "complex": 1 + 2j,
+                               "nested": [1, 2.5, None, (True, "x")]}
+    np.testing.assert_array_equal(saved["parameter"], np.ones(2, np.float32))
+    tensors = saved["tensors"]
     assert list(tensors) == list(EXPECTED["tensors"])
     for key, want in EXPECTED["tensors"].items():
         got = tensors[key]
@@ -150,7 +155,7 @@ def test_allowed_globals_cannot_be_changed_or_misused(tmp_path, opcodes):
     path = _write_zip(tmp_path / "sneaky.pth", b"\x80\x02" + opcodes)
     with pytest.raises(ValueError, match="^load_checkpoint: .*sneaky.pth: the pickle inside is broken"):
         load_checkpoint(path)
-    assert load_checkpoint(FIXTURES / "tensors_zip.pth")["int64_scalar"] == 7      # the reader still works
+    assert load_checkpoint(FIXTURES / "tensors_zip.pth")["tensors"]["int64_scalar"] == 7      # still works
 
 
 def test_broken_files_are_clear_errors(tmp_path):
