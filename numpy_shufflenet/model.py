@@ -238,6 +238,8 @@ class ShuffleNet(Sequential):
     def __init__(self, groups=3, scale=1.0, num_classes=1000, in_channels=3, shuffle=True, *, rng=None,
                  dtype=np.float32, zero_init_residual=False, shuffle_order="paper", widths=None, fc_bias=False):
         stem, *widths = stage_widths(groups, scale) if widths is None else _check_widths(widths, groups)
+        if shuffle_order not in SHUFFLE_ORDERS:
+            raise ValueError(f"ShuffleNet: expected shuffle_order in {SHUFFLE_ORDERS}, got {shuffle_order!r}")
         num_classes = check_int("ShuffleNet", "num_classes", num_classes, 1)
         in_channels = check_int("ShuffleNet", "in_channels", in_channels, 1)
         rng = np.random.default_rng() if rng is None else rng
