@@ -2,13 +2,46 @@
 on each."""
 
 import argparse
+import math
 import sys
 import time
 
 from .counting import summary
 from .model import GROUPS, SCALES, ShuffleNet
 from .report import format_table1
-from .train import DEFAULTS, train_shapes
+from .train import DEFAULTS, check_out_dir, train_shapes
+
+
+# -- argument types: an invalid value is an argparse error naming the option, before any work is done --------
+def _int_at_least(minimum):
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {value}")
+        return value
+    parse.__name__ = f"integer >= {minimum}"
+    return parse
+
+
+def _learning_rate(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text!r}")
+    return value
+
+
+def _out_dir(text):
+    try:
+        check_out_dir(text, "--out")
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err).removeprefix("--out: ")) from None
+    return text
 
 
 def _table1(args):
@@ -36,7 +69,7 @@ def _make_student(args):
 
 def _train(args):
     settings = {k: getattr(args, k) for k in ("groups", "scale", "shuffle", "epochs", "batch_size", "lr",
-                                              "train_size", "seed") if getattr(args, k) is not None}
+                                              "train_size", "val_size", "seed") if getattr(args, k) is not None}
     start = time.perf_counter()
     _, history = train_shapes(args.out, resume=args.resume, progress=not args.quiet, baseline=args.baseline,
                               **settings)
@@ -86,7 +119,7 @@ def build_parser():
     p.add_argument("--scale", type=float, default=1.0, choices=SCALES, help="width multiplier (default 1.0)")
     p.add_argument("--input-size", type=int, default=224, help="image side in pixels, at least 32 (default 224)")
     p.add_argument("--num-classes", type=int, default=1000, help="classifier outputs (default 1000)")
-    p.add_argument("--depth", type=int, default=None,
+    p.add_argument("--depth", type=_int_at_least(1), default=None,
                    help="sum rows into blocks named by the first DEPTH name parts (2: one row per unit)")
     p.set_defaults(run=_summary)
 
@@ -108,13 +141,15 @@ def build_parser():
     p.add_argument("--scale", type=float, choices=SCALES, help=f"width multiplier (default {DEFAULTS['scale']})")
     p.add_argument("--no-shuffle", dest="shuffle", action="store_const", const=False,
                    help="drop every channel shuffle (the paper's Table 3 ablation)")
-    p.add_argument("--epochs", type=int, help=f"epochs (default {DEFAULTS['epochs']})")
-    p.add_argument("--batch-size", type=int, help=f"images per step (default {DEFAULTS['batch_size']})")
-    p.add_argument("--lr", type=float, help=f"initial learning rate (default {DEFAULTS['lr']})")
-    p.add_argument("--train-size", type=int, help=f"training images (default {DEFAULTS['train_size']})")
-    p.add_argument("--seed", type=int, help=f"seed of data, weights and order (default {DEFAULTS['seed']})")
-    p.add_argument("--out", default="runs/shapes", help="folder for weights, history and curves (default "
-                                                        "runs/shapes)")
+    p.add_argument("--epochs", type=_int_at_least(1), help=f"epochs (default {DEFAULTS['epochs']})")
+    p.add_argument("--batch-size", type=_int_at_least(1), help=f"images per step (default {DEFAULTS['batch_size']})")
+    p.add_argument("--lr", type=_learning_rate, help=f"initial learning rate (default {DEFAULTS['lr']})")
+    p.add_argument("--train-size", type=_int_at_least(1), help=f"training images (default {DEFAULTS['train_size']})")
+    p.add_argument("--val-size", type=_int_at_least(1), help=f"held-out images (default {DEFAULTS['val_size']})")
+    p.add_argument("--seed", type=_int_at_least(0), help=f"seed of data, weights and order (default "
+                                                         f"{DEFAULTS['seed']})")
+    p.add_argument("--out", type=_out_dir, default="runs/shapes", help="folder for weights, history and curves "
+                                                                       "(default runs/shapes)")
     p.add_argument("--resume", action="store_true", help="continue the run saved in --out")
     p.add_argument("--no-baseline", dest="baseline", action="store_false", help="skip the linear baseline")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

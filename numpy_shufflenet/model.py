@@ -26,7 +26,7 @@ import numpy as np
 
 from .nn import AvgPool2d, BatchNorm2d, ChannelShuffle, Conv2d, GlobalAvgPool2d, Linear, MaxPool2d, Module, ReLU
 from .nn import Sequential
-from ._checks import check_float_array, check_int
+from ._checks import as_rng, check_float_array, check_int
 
 # Paper Table 1 (1x): output channels of Stages 2, 3, 4 for each number of groups g; Conv1 has 24 channels.
 TABLE1_WIDTHS = {1: (144, 288, 576), 2: (200, 400, 800), 3: (240, 480, 960), 4: (272, 544, 1088),
@@ -66,7 +66,7 @@ def stage_widths(groups=3, scale=1.0):
     groups = check_int("ShuffleNet", "groups", groups, 1)
     if groups not in GROUPS:
         raise ValueError(f"ShuffleNet: expected groups in {GROUPS}, got {groups}")
-    if scale not in SCALES:
+    if isinstance(scale, bool) or scale not in SCALES:
         raise ValueError(f"ShuffleNet: expected scale in {SCALES}, got {scale!r}")
     if scale == 1.0:
         return (STEM_1X,) + TABLE1_WIDTHS[groups]
@@ -242,7 +242,7 @@ class ShuffleNet(Sequential):
             raise ValueError(f"ShuffleNet: expected shuffle_order in {SHUFFLE_ORDERS}, got {shuffle_order!r}")
         num_classes = check_int("ShuffleNet", "num_classes", num_classes, 1)
         in_channels = check_int("ShuffleNet", "in_channels", in_channels, 1)
-        rng = np.random.default_rng() if rng is None else rng
+        rng = as_rng(rng)
         layers = {
             "stem": Sequential({"conv": Conv2d(in_channels, stem, 3, stride=2, padding=1, rng=rng, dtype=dtype),
                                 "bn": BatchNorm2d(stem, dtype=dtype), "relu": ReLU()}),
