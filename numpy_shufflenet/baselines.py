@@ -336,8 +336,11 @@ class CeilMaxPool2d(MaxPool2d):
 # ----------------------------------------------------------------------------------------------------------------
 # building networks without drawing their weights (for counting)
 # ----------------------------------------------------------------------------------------------------------------
-class _NoDraws:
+class _NoDraws(np.random.Generator):
     """Stands in for a random generator when only the layers' shapes matter: every "draw" is a single zero."""
+
+    def __init__(self):
+        super().__init__(np.random.PCG64(0))
 
     def standard_normal(self, *args, **kwargs):
         return np.zeros(())
