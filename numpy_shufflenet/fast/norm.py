@@ -32,12 +32,20 @@ The kernel below computes the same numbers with fewer passes over memory (the la
   ``shift = beta - mean * scale``, both tiled over W so the inner loop runs over whole rows.
 * **A compact backward** that does not store ``xhat``: ``dx`` is affine in ``dy`` and ``x`` per channel,
   ``dx = a*dy + b*x + c`` (derivation in :func:`batchnorm2d_backward`).
+* **Blocks of images** (:mod:`.threads`): every pass works on a few images at a time, whose rows stay in the
+  cache, and the blocks run on several threads. Statistics are first taken per block and column (sum and the
+  centred sum of squares around the block's own mean, in one visit of the block), then combined in float64 in
+  block order (Chan et al.'s pairwise formula ``M2 = sum_b M2_b + sum_b n_b (mean_b - mean)^2``), so the
+  variance still comes from centred values and does not depend on the number of threads.
+* **Batch norm followed by ReLU** (:func:`batchnorm2d_relu_forward`) in the same passes: forward clamps the
+  output in place and keeps the ReLU mask; backward applies the mask while it takes the sums.
 """
 
 import numpy as np
 
 from .._checks import check_cache, check_dout, check_float_array, check_shape
-from .layout import fold_w, from_nhwc, tile_w, to_nhwc
+from .layout import from_nhwc, tile_w, to_nhwc
+from .threads import parallel_over_batch
 
 LAYER = "batchnorm2d"
 
@@ -48,12 +56,132 @@ def _rows(x):
     return to_nhwc(x).reshape(N * H, W * C)
 
 
-def _channel_sums(x2, C, y2=None):
-    """Per-channel ``sum(x)`` and ``sum(x * y)`` over the ``(N*H, W*C)`` rows, folded to ``C`` in float64."""
-    y2 = x2 if y2 is None else y2
-    s = fold_w(x2.sum(axis=0, dtype=x2.dtype).astype(np.float64), C)
-    sxy = fold_w(np.einsum("ij,ij->j", x2, y2).astype(np.float64), C)
-    return s, sxy
+def _check_args(layer, x, gamma, beta, running_mean, running_var):
+    check_float_array(layer, "x", x, ndim=4)
+    C = x.shape[1]
+    for name, v in (("gamma", gamma), ("beta", beta)):
+        check_float_array(layer, name, v, ndim=1, dtype=x.dtype)
+        check_shape(layer, name, v, (C,))
+    for name, v in (("running_mean", running_mean), ("running_var", running_var)):
+        if v is not None:
+            check_float_array(layer, name, v, ndim=1)
+            check_shape(layer, name, v, (C,))
+
+
+def _batch_stats(x2, N, C):
+    """Per-channel mean and biased variance of the ``(N*H, W*C)`` rows, in float64.
+
+    Each block of images gives, per column, its sum and its sum of squares around its own column mean; the
+    blocks and the W columns of each channel are then combined with ``M2 = sum M2_j + sum n_j (mean_j - mean)^2``.
+    """
+    H = x2.shape[0] // N
+    M = x2.shape[0] * x2.shape[1] // C
+
+    def block(n0, n1):
+        xb = x2[n0 * H:n1 * H]
+        s = xb.sum(axis=0, dtype=xb.dtype)
+        centred = xb - s / np.asarray(xb.shape[0], dtype=xb.dtype)
+        return s.astype(np.float64), np.einsum("ij,ij->j", centred, centred).astype(np.float64), xb.shape[0]
+
+    parts = parallel_over_batch(block, N, x2.shape[1] * H)
+    sums = np.stack([s for s, _, _ in parts]).reshape(len(parts), -1, C)       # (blocks, W, C)
+    m2s = np.stack([m for _, m, _ in parts]).reshape(len(parts), -1, C)
+    counts = np.array([n for _, _, n in parts], dtype=np.float64)[:, None, None]
+    mean = sums.sum(axis=(0, 1)) / M
+    var = (m2s.sum(axis=(0, 1)) + (counts * (sums / counts - mean) ** 2).sum(axis=(0, 1))) / M
+    return mean, var
+
+
+def _normalise(x2, N, C, scale, shift, relu):
+    """``out = x * scale + shift`` per channel (then ``max(out, 0)`` and its mask when ``relu``), by blocks."""
+    H, W = x2.shape[0] // N, x2.shape[1] // C
+    out2 = np.empty_like(x2)
+    mask2 = np.empty(x2.shape, dtype=bool) if relu else None
+    scale_t, shift_t = tile_w(scale, W), tile_w(shift, W)
+
+    def block(n0, n1):
+        rows = slice(n0 * H, n1 * H)
+        ob = np.multiply(x2[rows], scale_t, out=out2[rows])
+        ob += shift_t
+        if relu:
+            # The ReLU's gradient passes where not (out <= 0): also at NaN, as PyTorch's ReLU backward does.
+            np.logical_not(np.less_equal(ob, 0, out=mask2[rows]), out=mask2[rows])
+            np.maximum(ob, 0, out=ob)
+
+    parallel_over_batch(block, N, x2.shape[1] * H)
+    return out2, mask2
+
+
+def _forward(layer, x, gamma, beta, running_mean, running_var, training, momentum, eps, relu):
+    _check_args(layer, x, gamma, beta, running_mean, running_var)
+    N, C, H, W = x.shape
+    x2 = _rows(x)
+    if training:
+        M = N * H * W
+        if M < 2:
+            raise ValueError(f"{layer}: expected more than 1 value per channel in training mode, "
+                             f"got input of shape {x.shape}")
+        mean64, var64 = _batch_stats(x2, N, C)
+        mean, var = mean64.astype(x.dtype), var64.astype(x.dtype)
+        if running_mean is not None:
+            running_mean *= 1 - momentum
+            running_mean += momentum * mean
+        if running_var is not None:
+            running_var *= 1 - momentum
+            running_var += momentum * var * (M / (M - 1))             # unbiased
+    else:
+        if running_mean is None or running_var is None:
+            raise ValueError(f"{layer}: eval mode (training=False) expects running_mean and running_var, "
+                             f"got None")
+        mean, var = running_mean.astype(x.dtype), running_var.astype(x.dtype)
+    inv_std = (1.0 / np.sqrt(var.astype(np.float64) + eps)).astype(x.dtype)
+    scale = gamma * inv_std
+    shift = beta - mean * scale
+    out2, mask2 = _normalise(x2, N, C, scale, shift, relu)
+    cache = (x2, mean, inv_std, gamma, training, x.shape, mask2)
+    return from_nhwc(out2.reshape(N, H, W, C)), cache
+
+
+def _backward(layer, dout, cache):
+    x2, mean, inv_std, gamma, training, x_shape, mask2 = check_cache(layer, cache)
+    N, C, H, W = x_shape
+    dout = check_dout(layer, dout, x_shape, x2.dtype)
+    dy2 = _rows(dout)
+    dx2 = np.empty_like(x2)
+    per_image = x2.shape[1] * H
+
+    # Pass 1: the ReLU's mask (when fused), then sum(dy) and sum(dy * x) per block and column.
+    def sums(n0, n1):
+        rows = slice(n0 * H, n1 * H)
+        g = dy2[rows] if mask2 is None else np.multiply(dy2[rows], mask2[rows], out=dx2[rows])
+        return (g.sum(axis=0, dtype=g.dtype).astype(np.float64),
+                np.einsum("ij,ij->j", g, x2[rows]).astype(np.float64))
+
+    parts = parallel_over_batch(sums, N, per_image)
+    sdy = np.stack([s for s, _ in parts]).reshape(-1, C).sum(axis=0)
+    sdyx = np.stack([s for _, s in parts]).reshape(-1, C).sum(axis=0)
+    inv64, mean64 = inv_std.astype(np.float64), mean.astype(np.float64)
+    dgamma64 = inv64 * (sdyx - mean64 * sdy)
+    a = gamma.astype(np.float64) * inv64
+    a_t = tile_w(a.astype(x2.dtype), W)
+    if training:
+        M = N * H * W
+        b = -a * inv64 * dgamma64 / M
+        c = -a * sdy / M - b * mean64
+        b_t, c_t = tile_w(b.astype(x2.dtype), W), tile_w(c.astype(x2.dtype), W)
+
+    # Pass 2: dx = a * dy + b * x + c (training) or a * dy (eval), written over the masked dy of pass 1.
+    def dx_block(n0, n1):
+        rows = slice(n0 * H, n1 * H)
+        g = dy2[rows] if mask2 is None else dx2[rows]
+        db = np.multiply(g, a_t, out=dx2[rows])
+        if training:
+            db += np.multiply(x2[rows], b_t)
+            db += c_t
+
+    parallel_over_batch(dx_block, N, per_image)
+    dx = from_nhwc(dx2.reshape(N, H, W, C))
+    return dx, dgamma64.astype(x2.dtype), sdy.astype(x2.dtype)
 
 
 def batchnorm2d_forward(x, gamma, beta, *, running_mean=None, running_var=None, training=True, momentum=0.1,
@@ -76,45 +204,7 @@ def batchnorm2d_forward(x, gamma, beta, *, running_mean=None, running_var=None, 
     out : ndarray, shape (N, C, H, W), channels-last in memory
     cache : tuple for :func:`batchnorm2d_backward`
     """
-    check_float_array(LAYER, "x", x, ndim=4)
-    N, C, H, W = x.shape
-    for name, v in (("gamma", gamma), ("beta", beta)):
-        check_float_array(LAYER, name, v, ndim=1, dtype=x.dtype)
-        check_shape(LAYER, name, v, (C,))
-    for name, v in (("running_mean", running_mean), ("running_var", running_var)):
-        if v is not None:
-            check_float_array(LAYER, name, v, ndim=1)
-            check_shape(LAYER, name, v, (C,))
-    x2 = _rows(x)
-    if training:
-        M = N * H * W
-        if M < 2:
-            raise ValueError(f"{LAYER}: expected more than 1 value per channel in training mode, "
-                             f"got input of shape {x.shape}")
-        mean = (fold_w(x2.sum(axis=0, dtype=x2.dtype).astype(np.float64), C) / M).astype(x.dtype)
-        # Two passes: the variance of the centred values. (E[x^2] - E[x]^2 in one pass would cancel
-        # catastrophically in float32 when a channel's mean is large against its spread.)
-        centred = x2 - tile_w(mean, W)
-        var = (fold_w(np.einsum("ij,ij->j", centred, centred).astype(np.float64), C) / M).astype(x.dtype)
-        del centred
-        if running_mean is not None:
-            running_mean *= 1 - momentum
-            running_mean += momentum * mean
-        if running_var is not None:
-            running_var *= 1 - momentum
-            running_var += momentum * var * (M / (M - 1))             # unbiased
-    else:
-        if running_mean is None or running_var is None:
-            raise ValueError(f"{LAYER}: eval mode (training=False) expects running_mean and running_var, "
-                             f"got None")
-        mean, var = running_mean.astype(x.dtype), running_var.astype(x.dtype)
-    inv_std = (1.0 / np.sqrt(var.astype(np.float64) + eps)).astype(x.dtype)
-    scale = gamma * inv_std
-    shift = beta - mean * scale
-    out2 = np.multiply(x2, tile_w(scale, W))
-    out2 += tile_w(shift, W)
-    cache = (x2, mean, inv_std, gamma, training, x.shape)
-    return from_nhwc(out2.reshape(N, H, W, C)), cache
+    return _forward(LAYER, x, gamma, beta, running_mean, running_var, training, momentum, eps, relu=False)
 
 
 def batchnorm2d_backward(dout, cache):
@@ -140,20 +230,24 @@ def batchnorm2d_backward(dout, cache):
     dx : ndarray, shape (N, C, H, W), channels-last in memory
     dgamma, dbeta : ndarray, shape (C,)
     """
-    x2, mean, inv_std, gamma, training, x_shape = check_cache(LAYER, cache)
-    N, C, H, W = x_shape
-    dout = check_dout(LAYER, dout, x_shape, x2.dtype)
-    dy2 = _rows(dout)
-    sdy, sdyx = _channel_sums(dy2, C, x2)
-    inv64, mean64 = inv_std.astype(np.float64), mean.astype(np.float64)
-    dgamma64 = inv64 * (sdyx - mean64 * sdy)
-    a = gamma.astype(np.float64) * inv64
-    dx2 = np.multiply(dy2, tile_w(a.astype(x2.dtype), W))
-    if training:
-        M = N * H * W
-        b = -a * inv64 * dgamma64 / M
-        c = -a * sdy / M - b * mean64
-        dx2 += np.multiply(x2, tile_w(b.astype(x2.dtype), W))
-        dx2 += tile_w(c.astype(x2.dtype), W)
-    dx = from_nhwc(dx2.reshape(N, H, W, C))
-    return dx, dgamma64.astype(x2.dtype), sdy.astype(x2.dtype)
+    return _backward(LAYER, dout, cache)
+
+
+def batchnorm2d_relu_forward(x, gamma, beta, *, running_mean=None, running_var=None, training=True,
+                             momentum=0.1, eps=1e-5):
+    """Batch norm then ReLU in one kernel: ``relu(batchnorm2d(x))``, the same numbers as the two layers.
+
+    Same arguments as :func:`batchnorm2d_forward`. The ReLU costs no extra pass over memory: the batch-norm
+    output is clamped while it is still in the cache, and its mask is kept for the backward pass.
+    """
+    return _forward("batchnorm2d_relu", x, gamma, beta, running_mean, running_var, training, momentum, eps,
+                    relu=True)
+
+
+def batchnorm2d_relu_backward(dout, cache):
+    """Backward pass of :func:`batchnorm2d_relu_forward`: ``(dx, dgamma, dbeta)``.
+
+    The ReLU's mask multiplies ``dout`` (PyTorch's rule: the gradient passes where the output is not ``<= 0``)
+    in the same pass that takes the sums of the batch-norm backward.
+    """
+    return _backward("batchnorm2d_relu", dout, cache)
