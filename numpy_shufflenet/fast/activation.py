@@ -8,6 +8,7 @@ The output keeps the input's memory layout (NCHW or channels-last).
 import numpy as np
 
 from .._checks import check_cache, check_dout, check_float_array
+from ..functional.activation import ReluCache
 from .threads import parallel_over_batch
 
 LAYER = "relu"
@@ -40,13 +41,13 @@ def relu_forward(x):
     Returns
     -------
     out : ndarray, same shape, dtype and memory layout as ``x``
-    cache : the boolean mask of where the gradient passes, and the dtype of ``x``
+    cache : ReluCache (where the gradient passes, and the dtype of ``x``) for :func:`relu_backward`
     """
     check_float_array(LAYER, "x", x)
     rows, shape_back = _batch_rows(x)
     if rows is None:
         out = np.maximum(x, 0)
-        return out, (_passes(out, np.empty(out.shape, dtype=bool)), x.dtype)
+        return out, ReluCache(_passes(out, np.empty(out.shape, dtype=bool)), x.dtype)
     out, mask = np.empty_like(rows), np.empty(rows.shape, dtype=bool)
 
     def block(n0, n1):
@@ -54,12 +55,12 @@ def relu_forward(x):
         _passes(out[n0:n1], mask[n0:n1])
 
     parallel_over_batch(block, rows.shape[0], rows.shape[1])
-    return shape_back(out), (shape_back(mask), x.dtype)
+    return shape_back(out), ReluCache(shape_back(mask), x.dtype)
 
 
 def relu_backward(dout, cache):
     """ReLU backward pass: ``dx = dout * mask`` (0 where the output was ``<= 0``, as PyTorch)."""
-    mask, dtype = check_cache(LAYER, cache)
+    mask, dtype = check_cache(LAYER, cache, ReluCache)
     dout = check_dout(LAYER, dout, mask.shape, dtype)
     mask_rows, shape_back = _batch_rows(mask)
     if mask_rows is None:

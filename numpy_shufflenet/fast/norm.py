@@ -41,31 +41,35 @@ The kernel below computes the same numbers with fewer passes over memory (the la
   output in place and keeps the ReLU mask; backward applies the mask while it takes the sums.
 """
 
+from typing import NamedTuple
+
 import numpy as np
 
-from .._checks import check_cache, check_dout, check_float_array, check_shape
+from .._checks import check_batchnorm_args, check_cache, check_dout
 from .layout import from_nhwc, tile_w, to_nhwc
 from .threads import parallel_over_batch
 
-LAYER = "batchnorm2d"
+LAYER, LAYER_RELU = "batchnorm2d", "batchnorm2d_relu"
+
+
+class FastBatchNormCache(NamedTuple):
+    x2: np.ndarray             # (N*H, W*C): the channels-last rows of x
+    mean: np.ndarray           # (C,), the batch mean (training) or running mean (eval)
+    inv_std: np.ndarray        # (C,)
+    gamma: np.ndarray          # (C,)
+    training: bool
+    x_shape: tuple             # (N, C, H, W)
+
+
+class FastBatchNormReluCache(NamedTuple):
+    bn: FastBatchNormCache
+    passes: np.ndarray         # bool (N*H, W*C): where the ReLU lets the gradient through (not out <= 0)
 
 
 def _rows(x):
     """The ``(N*H, W*C)`` channels-last view (a copy only when ``x`` is not channels-last already)."""
     N, C, H, W = x.shape
     return to_nhwc(x).reshape(N * H, W * C)
-
-
-def _check_args(layer, x, gamma, beta, running_mean, running_var):
-    check_float_array(layer, "x", x, ndim=4)
-    C = x.shape[1]
-    for name, v in (("gamma", gamma), ("beta", beta)):
-        check_float_array(layer, name, v, ndim=1, dtype=x.dtype)
-        check_shape(layer, name, v, (C,))
-    for name, v in (("running_mean", running_mean), ("running_var", running_var)):
-        if v is not None:
-            check_float_array(layer, name, v, ndim=1)
-            check_shape(layer, name, v, (C,))
 
 
 def _batch_stats(x2, N, C):
@@ -96,7 +100,7 @@ def _normalise(x2, N, C, scale, shift, relu):
     """``out = x * scale + shift`` per channel (then ``max(out, 0)`` and its mask when ``relu``), by blocks."""
     H, W = x2.shape[0] // N, x2.shape[1] // C
     out2 = np.empty_like(x2)
-    mask2 = np.empty(x2.shape, dtype=bool) if relu else None
+    passes = np.empty(x2.shape, dtype=bool) if relu else None
     scale_t, shift_t = tile_w(scale, W), tile_w(shift, W)
 
     def block(n0, n1):
@@ -105,22 +109,19 @@ def _normalise(x2, N, C, scale, shift, relu):
         ob += shift_t
         if relu:
             # The ReLU's gradient passes where not (out <= 0): also at NaN, as PyTorch's ReLU backward does.
-            np.logical_not(np.less_equal(ob, 0, out=mask2[rows]), out=mask2[rows])
+            np.logical_not(np.less_equal(ob, 0, out=passes[rows]), out=passes[rows])
             np.maximum(ob, 0, out=ob)
 
     parallel_over_batch(block, N, x2.shape[1] * H)
-    return out2, mask2
+    return out2, passes
 
 
 def _forward(layer, x, gamma, beta, running_mean, running_var, training, momentum, eps, relu):
-    _check_args(layer, x, gamma, beta, running_mean, running_var)
+    momentum, eps = check_batchnorm_args(layer, x, gamma, beta, running_mean, running_var, training, momentum, eps)
     N, C, H, W = x.shape
     x2 = _rows(x)
     if training:
         M = N * H * W
-        if M < 2:
-            raise ValueError(f"{layer}: expected more than 1 value per channel in training mode, "
-                             f"got input of shape {x.shape}")
         mean64, var64 = _batch_stats(x2, N, C)
         mean, var = mean64.astype(x.dtype), var64.astype(x.dtype)
         if running_mean is not None:
@@ -130,20 +131,17 @@ def _forward(layer, x, gamma, beta, running_mean, running_var, training, momentu
             running_var *= 1 - momentum
             running_var += momentum * var * (M / (M - 1))             # unbiased
     else:
-        if running_mean is None or running_var is None:
-            raise ValueError(f"{layer}: eval mode (training=False) expects running_mean and running_var, "
-                             f"got None")
         mean, var = running_mean.astype(x.dtype), running_var.astype(x.dtype)
     inv_std = (1.0 / np.sqrt(var.astype(np.float64) + eps)).astype(x.dtype)
     scale = gamma * inv_std
     shift = beta - mean * scale
-    out2, mask2 = _normalise(x2, N, C, scale, shift, relu)
-    cache = (x2, mean, inv_std, gamma, training, x.shape, mask2)
-    return from_nhwc(out2.reshape(N, H, W, C)), cache
+    out2, passes = _normalise(x2, N, C, scale, shift, relu)
+    cache = FastBatchNormCache(x2, mean, inv_std, gamma, bool(training), x.shape)
+    return from_nhwc(out2.reshape(N, H, W, C)), (cache if not relu else FastBatchNormReluCache(cache, passes))
 
 
-def _backward(layer, dout, cache):
-    x2, mean, inv_std, gamma, training, x_shape, mask2 = check_cache(layer, cache)
+def _backward(layer, dout, cache, passes=None):
+    x2, mean, inv_std, gamma, training, x_shape = cache
     N, C, H, W = x_shape
     dout = check_dout(layer, dout, x_shape, x2.dtype)
     dy2 = _rows(dout)
@@ -153,7 +151,7 @@ def _backward(layer, dout, cache):
     # Pass 1: the ReLU's mask (when fused), then sum(dy) and sum(dy * x) per block and column.
     def sums(n0, n1):
         rows = slice(n0 * H, n1 * H)
-        g = dy2[rows] if mask2 is None else np.multiply(dy2[rows], mask2[rows], out=dx2[rows])
+        g = dy2[rows] if passes is None else np.multiply(dy2[rows], passes[rows], out=dx2[rows])
         return (g.sum(axis=0, dtype=g.dtype).astype(np.float64),
                 np.einsum("ij,ij->j", g, x2[rows]).astype(np.float64))
 
@@ -173,7 +171,7 @@ def _backward(layer, dout, cache):
     # Pass 2: dx = a * dy + b * x + c (training) or a * dy (eval), written over the masked dy of pass 1.
     def dx_block(n0, n1):
         rows = slice(n0 * H, n1 * H)
-        g = dy2[rows] if mask2 is None else dx2[rows]
+        g = dy2[rows] if passes is None else dx2[rows]
         db = np.multiply(g, a_t, out=dx2[rows])
         if training:
             db += np.multiply(x2[rows], b_t)
@@ -202,7 +200,7 @@ def batchnorm2d_forward(x, gamma, beta, *, running_mean=None, running_var=None, 
     Returns
     -------
     out : ndarray, shape (N, C, H, W), channels-last in memory
-    cache : tuple for :func:`batchnorm2d_backward`
+    cache : FastBatchNormCache for :func:`batchnorm2d_backward`
     """
     return _forward(LAYER, x, gamma, beta, running_mean, running_var, training, momentum, eps, relu=False)
 
@@ -230,7 +228,7 @@ def batchnorm2d_backward(dout, cache):
     dx : ndarray, shape (N, C, H, W), channels-last in memory
     dgamma, dbeta : ndarray, shape (C,)
     """
-    return _backward(LAYER, dout, cache)
+    return _backward(LAYER, dout, check_cache(LAYER, cache, FastBatchNormCache))
 
 
 def batchnorm2d_relu_forward(x, gamma, beta, *, running_mean=None, running_var=None, training=True,
@@ -240,7 +238,7 @@ def batchnorm2d_relu_forward(x, gamma, beta, *, running_mean=None, running_var=N
     Same arguments as :func:`batchnorm2d_forward`. The ReLU costs no extra pass over memory: the batch-norm
     output is clamped while it is still in the cache, and its mask is kept for the backward pass.
     """
-    return _forward("batchnorm2d_relu", x, gamma, beta, running_mean, running_var, training, momentum, eps,
+    return _forward(LAYER_RELU, x, gamma, beta, running_mean, running_var, training, momentum, eps,
                     relu=True)
 
 
@@ -250,4 +248,5 @@ def batchnorm2d_relu_backward(dout, cache):
     The ReLU's mask multiplies ``dout`` (PyTorch's rule: the gradient passes where the output is not ``<= 0``)
     in the same pass that takes the sums of the batch-norm backward.
     """
-    return _backward("batchnorm2d_relu", dout, cache)
+    bn, passes = check_cache(LAYER_RELU, cache, FastBatchNormReluCache)
+    return _backward(LAYER_RELU, dout, bn, passes)

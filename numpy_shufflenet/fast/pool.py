@@ -5,8 +5,8 @@ A ``KH x KW`` window slides with ``stride`` over the input padded by ``padding``
 round down, ``H_out = (H + 2*padding - KH) // stride + 1``. As in PyTorch:
 
 * max pooling pads with ``-inf`` (padding never wins) and, on ties, routes the gradient to the first maximum
-  in the window (row-major order); a NaN in the window is the maximum (the last NaN, in row-major order, gets
-  the gradient);
+  in the window (row-major order); NaN counts as the maximum (it propagates) and, among several NaNs, the last
+  one takes the gradient; a window whose inputs are all ``-inf`` sends its gradient to its first input;
 * average pooling pads with zeros and always divides by ``KH*KW`` (``count_include_pad=True``), so a window that
   overlaps the padding averages in zeros;
 * ``padding`` may be at most half the kernel size.
@@ -24,30 +24,37 @@ row-major order, as PyTorch); its backward routes the gradient through the two s
 by blocks of images (:mod:`.threads`), each block's padded copy and row maxima staying in the cache.
 """
 
+from typing import NamedTuple
+
 import numpy as np
 
-from .layout import from_nhwc, merge_crop, pad_split, phase_shapes, tap_cols, to_nhwc
+from .._checks import check_cache, check_dout, check_float_array, check_pool_args
+from ..functional.pool import GlobalPoolCache
+from .layout import from_nhwc, merge_crop, pad_split, phase_shapes, strided_rows, tap_cols, to_nhwc
 from .threads import parallel_over_batch
-from .._checks import check_cache, check_dout, check_float_array, conv_out_size, pair
 
 
-def _pool_args(layer, x, kernel_size, stride, padding):
-    check_float_array(layer, "x", x, ndim=4)
-    kernel_size = pair(layer, "kernel_size", kernel_size, 1)
-    stride = kernel_size if stride is None else pair(layer, "stride", stride, 1)
-    padding = pair(layer, "padding", padding, 0)
-    for k, p in zip(kernel_size, padding):
-        if p > k // 2:
-            raise ValueError(f"{layer}: expected padding at most half the kernel size ({k // 2}), got {p}")
-    H_out = conv_out_size(layer, x.shape[2], kernel_size[0], stride[0], padding[0], "H")
-    W_out = conv_out_size(layer, x.shape[3], kernel_size[1], stride[1], padding[1], "W")
-    return kernel_size, stride, padding, (H_out, W_out)
+LAYER_MAX, LAYER_AVG, LAYER_GLOBAL = "max_pool2d", "avg_pool2d", "global_avg_pool2d"
+
+class FastMaxPoolCache(NamedTuple):
+    q_win: np.ndarray          # (N, H_pad, W_out*C): which column tap won each padded row
+    p_win: np.ndarray          # (N, H_out, W_out*C): which row of the window won
+    phase_shapes: list         # shapes of the padded (even/odd split) inputs
+    x_shape: tuple
+    dtype: np.dtype
+    kernel_size: tuple
+    stride: tuple
+    padding: tuple
 
 
-def _window_rows(r, p, stride, H_out):
-    """Rows ``p, p + sh, ...`` (``H_out`` of them) of a row-pooled ``(N, H_pad, W_out*C)`` array (a view)."""
-    sh = stride[0]
-    return r[:, p:p + sh * (H_out - 1) + 1:sh]
+class FastAvgPoolCache(NamedTuple):
+    phase_shapes: list
+    x_shape: tuple
+    dtype: np.dtype
+    kernel_size: tuple
+    stride: tuple
+    padding: tuple
+    out_shape: tuple
 
 
 def _max_and_winner(candidates, best, winner):
@@ -69,6 +76,16 @@ def _max_and_winner(candidates, best, winner):
     return best, winner
 
 
+def _first_inside_if_all_minus_inf(best, winner, pad, step, width, axis):
+    """Where a window holds only ``-inf``, let its first tap inside the image win (PyTorch never routes a gradient
+    into the padding). Only the first windows along ``axis`` can start in the padding: window ``j`` starts
+    ``pad - j*step`` taps before the image. ``width``: numbers per window along ``axis`` (C for columns)."""
+    for j in range(-(-pad // step)):
+        first_inside = pad - j * step
+        at = (slice(None),) * axis + (slice(j * width, (j + 1) * width) if axis == 2 else j,)
+        winner[at] += np.multiply(best[at] == -np.inf, first_inside, dtype=winner.dtype)
+
+
 def max_pool2d_forward(x, *, kernel_size, stride=None, padding=0):
     """Max-pooling forward pass.
 
@@ -82,8 +99,7 @@ def max_pool2d_forward(x, *, kernel_size, stride=None, padding=0):
     out : ndarray, shape (N, C, H_out, W_out), channels-last in memory
     cache : tuple for :func:`max_pool2d_backward` (which column and which row of each window won)
     """
-    layer = "max_pool2d"
-    kernel_size, stride, padding, (H_out, W_out) = _pool_args(layer, x, kernel_size, stride, padding)
+    kernel_size, stride, padding, (H_out, W_out) = check_pool_args(LAYER_MAX, x, kernel_size, stride, padding)
     N, C, H, W = x.shape
     KH, KW = kernel_size
     xh = to_nhwc(x)
@@ -98,10 +114,12 @@ def max_pool2d_forward(x, *, kernel_size, stride=None, padding=0):
         # Stage 1: the max over the KW column taps of every padded row; stage 2: over the KH rows of a window.
         r = np.empty(q_win[n0:n1].shape, dtype=x.dtype)
         _max_and_winner([tap_cols(phases, q, stride, W_out) for q in range(KW)], r, q_win[n0:n1])
-        _max_and_winner([_window_rows(r, p, stride, H_out) for p in range(KH)], out[n0:n1], p_win[n0:n1])
+        _first_inside_if_all_minus_inf(r, q_win[n0:n1], padding[1], stride[1], C, axis=2)
+        _max_and_winner([strided_rows(r, p, stride, H_out) for p in range(KH)], out[n0:n1], p_win[n0:n1])
+        _first_inside_if_all_minus_inf(out[n0:n1], p_win[n0:n1], padding[0], stride[0], W_out * C, axis=1)
 
     parallel_over_batch(block, N, sum(np.prod(shape[1:]) for shape in shapes))
-    cache = (q_win, p_win, shapes, x.shape, x.dtype, kernel_size, stride, padding)
+    cache = FastMaxPoolCache(q_win, p_win, shapes, x.shape, x.dtype, kernel_size, stride, padding)
     return from_nhwc(out.reshape(N, H_out, W_out, C)), cache
 
 
@@ -112,17 +130,18 @@ def max_pool2d_backward(dout, cache):
     -------
     dx : ndarray, shape (N, C, H, W), channels-last in memory
     """
-    q_win, p_win, phase_shapes_, x_shape, dtype, (KH, KW), stride, padding = check_cache("max_pool2d", cache)
+    q_win, p_win, phase_shapes_, x_shape, dtype, (KH, KW), stride, padding = check_cache(LAYER_MAX, cache,
+                                                                                          FastMaxPoolCache)
     N, C, H, W = x_shape
     H_out, W_out = p_win.shape[1], p_win.shape[2] // C
-    dout = check_dout("max_pool2d", dout, (N, C, H_out, W_out), dtype)
+    dout = check_dout(LAYER_MAX, dout, (N, C, H_out, W_out), dtype)
     dy = to_nhwc(dout).reshape(p_win.shape)
     dx = np.empty((N, H, W, C), dtype=dy.dtype)
 
     def block(n0, n1):
         dr = np.zeros(q_win[n0:n1].shape, dtype=dy.dtype)               # gradient of the row maxima
         for p in range(KH):
-            _window_rows(dr, p, stride, H_out)[...] += dy[n0:n1] * (p_win[n0:n1] == p)
+            strided_rows(dr, p, stride, H_out)[...] += dy[n0:n1] * (p_win[n0:n1] == p)
         dphases = [np.zeros((n1 - n0,) + shape[1:], dtype=dy.dtype) for shape in phase_shapes_]
         for q in range(KW):
             tap_cols(dphases, q, stride, W_out)[...] += dr * (q_win[n0:n1] == q)
@@ -140,8 +159,7 @@ def avg_pool2d_forward(x, *, kernel_size, stride=None, padding=0):
     out : ndarray, shape (N, C, H_out, W_out), channels-last in memory
     cache : tuple for :func:`avg_pool2d_backward`
     """
-    layer = "avg_pool2d"
-    kernel_size, stride, padding, (H_out, W_out) = _pool_args(layer, x, kernel_size, stride, padding)
+    kernel_size, stride, padding, (H_out, W_out) = check_pool_args(LAYER_AVG, x, kernel_size, stride, padding)
     N, C, H, W = x.shape
     KH, KW = kernel_size
     xh = to_nhwc(x)
@@ -154,13 +172,13 @@ def avg_pool2d_forward(x, *, kernel_size, stride=None, padding=0):
         for q in range(1, KW):
             r += tap_cols(phases, q, stride, W_out)
         o = out[n0:n1]
-        o[...] = _window_rows(r, 0, stride, H_out)               # then sums over the KH rows of each window
+        o[...] = strided_rows(r, 0, stride, H_out)               # then sums over the KH rows of each window
         for p in range(1, KH):
-            o += _window_rows(r, p, stride, H_out)
+            o += strided_rows(r, p, stride, H_out)
         o /= KH * KW
 
     parallel_over_batch(block, N, sum(np.prod(shape[1:]) for shape in shapes))
-    cache = (shapes, x.shape, x.dtype, kernel_size, stride, padding, (N, C, H_out, W_out))
+    cache = FastAvgPoolCache(shapes, x.shape, x.dtype, kernel_size, stride, padding, (N, C, H_out, W_out))
     return from_nhwc(out.reshape(N, H_out, W_out, C)), cache
 
 
@@ -171,8 +189,9 @@ def avg_pool2d_backward(dout, cache):
     -------
     dx : ndarray, shape (N, C, H, W), channels-last in memory
     """
-    phase_shapes_, x_shape, dtype, (KH, KW), stride, padding, out_shape = check_cache("avg_pool2d", cache)
-    dout = check_dout("avg_pool2d", dout, out_shape, dtype)
+    phase_shapes_, x_shape, dtype, (KH, KW), stride, padding, out_shape = check_cache(LAYER_AVG, cache,
+                                                                                       FastAvgPoolCache)
+    dout = check_dout(LAYER_AVG, dout, out_shape, dtype)
     N, C, H, W = x_shape
     H_out, W_out = out_shape[2:]
     dy = to_nhwc(dout).reshape(N, H_out, W_out * C)
@@ -182,7 +201,7 @@ def avg_pool2d_backward(dout, cache):
         share = dy[n0:n1] / (KH * KW)
         dr = np.zeros((n1 - n0, phase_shapes_[0][1], W_out * C), dtype=share.dtype)
         for p in range(KH):
-            _window_rows(dr, p, stride, H_out)[...] += share
+            strided_rows(dr, p, stride, H_out)[...] += share
         dphases = [np.zeros((n1 - n0,) + shape[1:], dtype=share.dtype) for shape in phase_shapes_]
         for q in range(KW):
             tap_cols(dphases, q, stride, W_out)[...] += dr
@@ -200,9 +219,9 @@ def global_avg_pool2d_forward(x):
     out : ndarray, shape (N, C)
     cache : the input shape and dtype
     """
-    check_float_array("global_avg_pool2d", "x", x, ndim=4)
+    check_float_array(LAYER_GLOBAL, "x", x, ndim=4)
     N, C, H, W = x.shape
-    return to_nhwc(x).reshape(N, H * W, C).mean(axis=1), (x.shape, x.dtype)   # same sums in either layout
+    return to_nhwc(x).reshape(N, H * W, C).mean(axis=1), GlobalPoolCache(x.shape, x.dtype)   # same sums in either layout
 
 
 def global_avg_pool2d_backward(dout, cache):
@@ -212,8 +231,8 @@ def global_avg_pool2d_backward(dout, cache):
     -------
     dx : ndarray, shape (N, C, H, W)
     """
-    x_shape, dtype = check_cache("global_avg_pool2d", cache)
-    dout = check_dout("global_avg_pool2d", dout, x_shape[:2], dtype)
+    x_shape, dtype = check_cache(LAYER_GLOBAL, cache, GlobalPoolCache)
+    dout = check_dout(LAYER_GLOBAL, dout, x_shape[:2], dtype)
     N, C, H, W = x_shape
     dxh = np.empty((N, H, W, C), dtype=dout.dtype)           # channels-last, like the rest of the network
     dxh[...] = (dout / (H * W))[:, None, None, :]
