@@ -28,6 +28,7 @@ from conftest import assert_same
 def tiny_blocks(monkeypatch):
     """Blocks of ~64 numbers: one image per block for every array in these tests."""
     monkeypatch.setattr(threads, "BLOCK_ELEMENTS", 64)
+    monkeypatch.setattr(threads, "PARALLEL_ELEMENTS", 0)
 
 
 @pytest.fixture(autouse=True)
@@ -181,6 +182,7 @@ def test_many_blocks_equal_one_block_to_rounding(rng, monkeypatch):
     runs = _kernel_runs(rng, x)
     one_block = {name: _run_with(1, run, x) for name, run in runs.items()}
     monkeypatch.setattr(threads, "BLOCK_ELEMENTS", 64)
+    monkeypatch.setattr(threads, "PARALLEL_ELEMENTS", 0)
     for name, run in runs.items():
         many = _run_with(3, run, x)
         assert threads.batch_blocks(9, 6 * 7 * 8) != [(0, 9)]              # really split

@@ -26,7 +26,7 @@ import numpy as np
 from .._checks import check_cache, check_conv_args, check_dout
 from ..functional.depthwise import is_depthwise
 from ..functional.windows import col2im, pad2d, tap, unpad2d
-from .layout import fold_w, from_nhwc, merge_crop, pad_split, phase_shapes, tap_rows, tile_w, to_nhwc
+from .layout import fold_w, from_nhwc, merge_crop, pad_split, phase_shapes, tap_rows, to_nhwc
 from .threads import parallel_over_batch
 
 LAYER = "conv2d"
@@ -73,6 +73,11 @@ def _patch_matrix(x, kernel_size, stride, padding, out_hw):
     return cols.reshape(C * KH * KW, N * H_out * W_out).T
 
 
+def _tiled_taps(w, W_out):
+    """Every tap's depthwise weights tiled over an output row: ``w_taps[p, q] == tile_w(w[:, 0, p, q], W_out)``."""
+    return np.tile(w[:, 0].transpose(1, 2, 0), (1, 1, W_out))          # (KH, KW, W_out*C), one call
+
+
 def _depthwise_forward(xh, w, stride, padding, out_hw):
     """Depthwise conv on NHWC ``xh``: ``out = sum over taps of tap_rows(p, q) * tile(w[:, 0, p, q], W_out)``.
 
@@ -82,7 +87,7 @@ def _depthwise_forward(xh, w, stride, padding, out_hw):
     (KH, KW), (H_out, W_out) = w.shape[2:], out_hw
     phases = [np.empty(shape, dtype=xh.dtype) for shape in phase_shapes(xh.shape, padding, stride)]
     out = np.empty((N, H_out, W_out * C), dtype=xh.dtype)
-    w_taps = [[tile_w(w[:, 0, p, q], W_out) for q in range(KW)] for p in range(KH)]
+    w_taps = _tiled_taps(w, W_out)
 
     def block(n0, n1):
         ph = pad_split(xh[n0:n1], padding, stride, out=[a[n0:n1] for a in phases])   # padded (and split) copy
@@ -92,9 +97,9 @@ def _depthwise_forward(xh, w, stride, padding, out_hw):
             for q in range(KW):
                 x_tap = tap_rows(ph, p, q, stride, out_hw)
                 if p == q == 0:
-                    np.multiply(x_tap, w_taps[p][q], out=o)
+                    np.multiply(x_tap, w_taps[p, q], out=o)
                 else:
-                    o += np.multiply(x_tap, w_taps[p][q], out=tmp)
+                    o += np.multiply(x_tap, w_taps[p, q], out=tmp)
 
     parallel_over_batch(block, N, sum(a[0].size for a in phases))
     return out.reshape(N, H_out, W_out, C), phases
@@ -110,7 +115,7 @@ def _depthwise_backward(dyh, phases, w, stride, padding, x_shape_nhwc):
     KH, KW = w.shape[2:]
     dy = dyh.reshape(N, H_out, W_out * C)
     dx = np.empty(x_shape_nhwc, dtype=dyh.dtype)
-    w_taps = [[tile_w(w[:, 0, p, q], W_out) for q in range(KW)] for p in range(KH)]
+    w_taps = _tiled_taps(w, W_out)
 
     def block(n0, n1):
         ph, dyb = [a[n0:n1] for a in phases], dy[n0:n1]
@@ -120,7 +125,7 @@ def _depthwise_backward(dyh, phases, w, stride, padding, x_shape_nhwc):
         for p in range(KH):
             for q in range(KW):
                 dw_cols[p, q] = np.einsum("nhk,nhk->k", dyb, tap_rows(ph, p, q, stride, (H_out, W_out)))
-                tap_rows(dph, p, q, stride, (H_out, W_out))[...] += np.multiply(dyb, w_taps[p][q], out=tmp)
+                tap_rows(dph, p, q, stride, (H_out, W_out))[...] += np.multiply(dyb, w_taps[p, q], out=tmp)
         merge_crop(dph, padding, stride, dx[n0:n1].shape, out=dx[n0:n1])
         return dw_cols
 

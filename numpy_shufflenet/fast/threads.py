@@ -8,8 +8,8 @@ images** along the batch axis (:func:`batch_blocks`) and hand the blocks to :fun
   slice of the output (or its own partial sums, which the caller adds in block order). So a kernel gives
   **bitwise the same result with 1 thread or with 8**, and the block size is chosen so that a block's temporaries
   stay in the core's cache, which pays even on one thread;
-* with one thread (``set_num_threads(1)``), or when the array is small enough to be a single block, the blocks run
-  one after the other in the calling thread: no pool, no dispatch cost;
+* with one thread (``set_num_threads(1)``), or when the arrays are small (:data:`PARALLEL_ELEMENTS`), the blocks
+  run one after the other in the calling thread: no pool, no dispatch cost;
 * work inside a block never calls BLAS (no ``matmul``, ``dot``, ``tensordot`` or ``einsum(optimize=True)``):
   OpenBLAS runs its own threads, and it is never called from two of ours at once. Matrix products stay in the
   calling thread.
@@ -26,6 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 ENV_VAR = "NUMPY_SHUFFLENET_NUM_THREADS"
 BLOCK_ELEMENTS = 1 << 17          # about 128K numbers (512 KB of float32) per block: fits in a core's L2 cache
+PARALLEL_ELEMENTS = 1 << 19       # below 512K numbers the blocks run in the calling thread (waking threads costs more)
 
 _lock = threading.Lock()
 _state = threading.local()        # .busy is True inside a pool worker (nested calls then run serially)
@@ -147,5 +148,9 @@ def run_blocks(fn, blocks):
 
 
 def parallel_over_batch(fn, N, per_image):
-    """``run_blocks(fn, batch_blocks(N, per_image))``: the usual way a kernel splits its batch."""
-    return run_blocks(fn, batch_blocks(N, per_image))
+    """``run_blocks(fn, batch_blocks(N, per_image))``: the usual way a kernel splits its batch (in the calling
+    thread alone when the whole batch holds fewer than :data:`PARALLEL_ELEMENTS` numbers)."""
+    blocks = batch_blocks(N, per_image)
+    if N * per_image < PARALLEL_ELEMENTS:
+        return [fn(start, stop) for start, stop in blocks]
+    return run_blocks(fn, blocks)
