@@ -301,9 +301,10 @@ class CeilMaxPool2d(MaxPool2d):
     """
 
     def _extra(self, H, W):
+        """Rows and columns of ``-inf`` to add at the bottom and right so that every output window fits."""
         out_h, out_w = self.output_shape((1, H, W))[1:]
         (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
-        return (out_h - 1) * sh + kh - (H + 2 * ph), (out_w - 1) * sw + kw - (W + 2 * pw)
+        return (max(0, (out_h - 1) * sh + kh - (H + 2 * ph)), max(0, (out_w - 1) * sw + kw - (W + 2 * pw)))
 
     def forward(self, x):
         check_float_array("CeilMaxPool2d", "x", x, ndim=4)
