@@ -337,13 +337,21 @@ class CeilMaxPool2d(MaxPool2d):
 # ----------------------------------------------------------------------------------------------------------------
 # building networks without drawing their weights (for counting)
 # ----------------------------------------------------------------------------------------------------------------
-class _NoDraws:
-    """Stands in for a random generator when only the layers' shapes matter: every "draw" is a single zero."""
+class _NoDraws(np.random.Generator):
+    """A random generator whose normal "draws" are a single zero, for when only the layers' shapes matter.
+
+    The layers draw their initial weights with ``rng.standard_normal(shape)``; with this generator that costs
+    nothing, and :func:`_shapes_only` then gives each weight its shape back as a zero-stride view.
+    """
+
+    def __init__(self):
+        super().__init__(np.random.PCG64(0))
 
     def standard_normal(self, *args, **kwargs):
         return np.zeros(())
 
-    normal = standard_normal
+    def normal(self, *args, **kwargs):
+        return np.zeros(())
 
 
 def _shapes_only(model):
