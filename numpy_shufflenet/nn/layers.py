@@ -215,9 +215,7 @@ class _Pool2d(Module):
 
 class MaxPool2d(_Pool2d):
     def forward(self, x):
-        out = self._run("max_pool2d", x, kernel_size=self.kernel_size, stride=self.stride,
-                                                padding=self.padding)
-        return out
+        return self._run("max_pool2d", x, kernel_size=self.kernel_size, stride=self.stride, padding=self.padding)
 
     def backward(self, dout):
         return self._run_backward(dout)
@@ -227,9 +225,7 @@ class AvgPool2d(_Pool2d):
     """Average pooling with ``count_include_pad=True`` (PyTorch's default)."""
 
     def forward(self, x):
-        out = self._run("avg_pool2d", x, kernel_size=self.kernel_size, stride=self.stride,
-                                                padding=self.padding)
-        return out
+        return self._run("avg_pool2d", x, kernel_size=self.kernel_size, stride=self.stride, padding=self.padding)
 
     def backward(self, dout):
         return self._run_backward(dout)
