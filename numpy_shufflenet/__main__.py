@@ -1,4 +1,5 @@
-"""Command line: ``python -m numpy_shufflenet {table1,summary,make-student,train} ...``; ``--help`` on each."""
+"""Command line: ``python -m numpy_shufflenet {table1,summary,make-student,train,convert,predict} ...``; ``--help``
+on each."""
 
 import argparse
 import math
@@ -81,6 +82,27 @@ def _train(args):
     print(f"saved {args.out}/weights.npz, optimizer.npz, history.json, curves.png")
 
 
+def _convert(args):
+    from .interop.convert import convert                 # imported on demand, as the other faces do
+
+    model, info = convert(args.checkpoint, args.out, layout=args.layout)
+    params = sum(p.size for p in model.parameters())
+    print(f"{info['source']} ShuffleNet v1, g={info['groups']}, widths {tuple(info['widths'])}, "
+          f"{info['num_classes']} classes, shuffle_order={info['shuffle_order']!r}, {params:,} parameters")
+    out = args.out if args.out.endswith(".npz") else args.out + ".npz"
+    print(f"wrote {out} and {out[:-len('.npz')]}.json")
+
+
+def _predict(args):
+    """Top-k ImageNet classes of each image (preprocessing: numpy_shufflenet.interop.convert.predict)."""
+    from .interop.convert import predict
+
+    for image, top in predict(args.weights, args.images, k=args.top):
+        print(image)
+        for index, name, p in top:
+            print(f"  {p:7.2%}  {index:4d}  {name}")
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="python -m numpy_shufflenet",
                                      description="ShuffleNet v1 in NumPy: rebuild the paper's numbers.")
@@ -132,6 +154,28 @@ def build_parser():
     p.add_argument("--no-baseline", dest="baseline", action="store_false", help="skip the linear baseline")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=_train)
+
+    p = commands.add_parser("convert", help="a PyTorch checkpoint of the authors' or mmpretrain's ShuffleNet v1 "
+                                            "to a .npz weight file",
+                            description="Read CHECKPOINT (.pth / .pth.tar, zip or legacy format) without PyTorch "
+                                        "and without running pickled code, rebuild the network it holds (groups "
+                                        "and widths from its shapes) and write its weights to OUT plus OUT's "
+                                        ".json (source, architecture, class names) for predict.")
+    p.add_argument("checkpoint", metavar="CHECKPOINT", help="the .pth / .pth.tar file")
+    p.add_argument("--out", default="weights.npz", help="weight file to write (default weights.npz)")
+    p.add_argument("--layout", choices=("official", "mmpretrain"), default=None,
+                   help="names of the checkpoint (default: detected)")
+    p.set_defaults(run=_convert)
+
+    p = commands.add_parser("predict", help="top-5 ImageNet classes of images, with converted weights",
+                            description="Classify each IMAGE with weights written by convert: short side "
+                                        "resized to 256 (bilinear), centre crop 224, then BGR 0..255 (the "
+                                        "authors' weights) or RGB normalised by the ImageNet mean and std "
+                                        "(mmpretrain's), as each evaluated.")
+    p.add_argument("images", metavar="IMAGE", nargs="+", help="image files (PNG, JPEG, ...)")
+    p.add_argument("--weights", required=True, help="a .npz written by convert (its .json beside it)")
+    p.add_argument("--top", type=int, default=5, help="how many classes to print (default 5)")
+    p.set_defaults(run=_predict)
     return parser
 
 

@@ -29,7 +29,7 @@ windows) is ignored. ``M[o, i]`` says "some pixel of output channel ``o`` depend
 import numpy as np
 
 from ._checks import check_float_array, check_int
-from .fast.shuffle import channel_shuffle_indices
+from .functional.shuffle import channel_shuffle_indices
 from .model import ShuffleUnit
 from .nn import (AvgPool2d, BatchNorm2d, ChannelShuffle, Conv2d, GlobalAvgPool2d, Linear, MaxPool2d, Module,
                  ReLU, Sequential)
