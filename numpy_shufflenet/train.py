@@ -279,7 +279,7 @@ def train_shapes(out=None, *, resume=False, stop_after=None, progress=True, base
     A resumed run must keep the network and data it was saved with (``groups``, ``scale``, ``shuffle``,
     ``image_size``: a different value is an error saying what the run was saved with) and must have epochs left
     (``epochs`` greater than the epochs done). The learning rate, batch size and other settings may change; the
-    schedule then follows the new values from the step reached.
+    schedule then follows the new values from the step reached. Without ``resume`` a run in ``out`` is replaced.
 
     Returns
     -------
