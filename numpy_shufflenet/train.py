@@ -27,7 +27,7 @@ from .functional import softmax_cross_entropy
 from .nn import Flatten, Linear, Sequential
 from .optim import SGD, linear_lr
 from .plotting import plot_history                     # it lived here first: train.plot_history still works
-from .weights import read_npz
+from .weights import read_npz, save_weights
 
 UPDATES_PER_EPOCH = 4      # progress-bar refreshes per epoch when the output is not a terminal
 
@@ -151,7 +151,7 @@ def save_checkpoint(out_dir, model, optimizer, history):
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    writers = {"weights.npz": lambda f: np.savez(f, **model.state_dict()),
+    writers = {"weights.npz": lambda f: save_weights(model, f),
                "optimizer.npz": lambda f: np.savez(f, **optimizer.state_dict()),
                "history.json": lambda f: f.write(json.dumps(history, indent=1).encode())}
     for name, write in writers.items():
@@ -279,7 +279,7 @@ def train_shapes(out=None, *, resume=False, stop_after=None, progress=True, base
     A resumed run must keep the network and data it was saved with (``groups``, ``scale``, ``shuffle``,
     ``image_size``: a different value is an error saying what the run was saved with) and must have epochs left
     (``epochs`` greater than the epochs done). The learning rate, batch size and other settings may change; the
-    schedule then follows the new values from the step reached.
+    schedule then follows the new values from the step reached. Without ``resume`` a run in ``out`` is replaced.
 
     Returns
     -------

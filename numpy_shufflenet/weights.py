@@ -23,7 +23,8 @@ MAX_HEADER_BYTES = 10_000       # a .npy header of one array is ~128 bytes; NumP
 
 
 def save_weights(model, path):
-    """Write every parameter and batch-norm buffer of ``model`` to ``path`` (NumPy adds ``.npz`` if missing)."""
+    """Write every parameter and batch-norm buffer of ``model`` to ``path`` (a file name, to which NumPy adds
+    ``.npz`` if missing, or an open binary file)."""
     np.savez(path, **model.state_dict())
 
 

@@ -516,7 +516,8 @@ def test_train_shapes_refuses_an_out_under_a_file(tmp_path):
     (dict(n=4, image_size=-32), ValueError, r"make_shapes: expected image_size >= 1, got -32"),
     (dict(n=4, noise=-0.1), ValueError, r"make_shapes: expected noise to be a finite number >= 0, got -0.1"),
     (dict(n=4, noise=float("nan")), ValueError, r"make_shapes: expected noise .*, got nan"),
-    (dict(n=4, radius=(0.3, 0.6)), ValueError, r"make_shapes: expected radius .*0 < low <= high <= 0.5, got \(0.3, 0.6\)"),
+    (dict(n=4, radius=(0.3, 0.6)), ValueError,
+     r"make_shapes: expected radius .*0 < low <= high <= 0.5, got \(0.3, 0.6\)"),
     (dict(n=4, radius=(0.4, 0.2)), ValueError, r"make_shapes: expected radius .*, got \(0.4, 0.2\)"),
     (dict(n=4, radius=0.3), ValueError, r"make_shapes: expected radius to be a pair .*, got 0.3"),
     (dict(n=4, dtype=np.int32), TypeError, r"make_shapes: expected a float dtype, got int32"),
@@ -532,7 +533,8 @@ def test_make_shapes_of_zero_images_is_empty():
 
 
 @pytest.mark.parametrize("fn, args, error, message", [
-    ("inverse_permutation", ([0, 0, 1],), ValueError, r"expected perm to be a 1-D permutation of 0..2 .*got \[0, 0, 1\]"),
+    ("inverse_permutation", ([0, 0, 1],), ValueError,
+     r"expected perm to be a 1-D permutation of 0..2 .*got \[0, 0, 1\]"),
     ("inverse_permutation", ([0, 2],), ValueError, r"expected perm .*permutation of 0..1 .*got \[0, 2\]"),
     ("inverse_permutation", ([-1, 0],), ValueError, r"expected perm .*got \[-1, 0\]"),
     ("inverse_permutation", ([[0, 1], [1, 0]],), ValueError, r"expected perm to be a 1-D .*got \[\[0, 1\], \[1, 0\]\]"),

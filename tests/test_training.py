@@ -9,6 +9,9 @@ from numpy_shufflenet.__main__ import main
 from numpy_shufflenet.data import CLASSES, batches, make_shapes
 from numpy_shufflenet.experiments import (GroupReadout, format_ablation, information_flow_demo,
                                           information_flow_task, shuffle_ablation)
+from numpy_shufflenet.nn import GroupReadout as NnGroupReadout
+from numpy_shufflenet.plotting import plot_history
+from numpy_shufflenet.train import plot_history as train_plot_history
 from numpy_shufflenet.gradcheck import numeric_gradient, rel_error
 from numpy_shufflenet.nn import Conv2d, GlobalAvgPool2d, Linear, Parameter, Sequential
 from numpy_shufflenet.optim import SGD, linear_lr
@@ -79,6 +82,10 @@ def test_evaluate_restores_training_mode():
     assert model.training and 0 <= acc <= 1 and loss > 0
 
 
+def test_moved_names_stay_importable_from_their_old_homes():
+    assert GroupReadout is NnGroupReadout and train_plot_history is plot_history
+
+
 def test_group_readout_backward():
     layer = GroupReadout(1, 3)
     x = np.random.default_rng(0).standard_normal((2, 6, 2, 2))
@@ -102,12 +109,12 @@ def test_information_flow_demo_shuffle_learns_no_shuffle_stays_at_chance():
 
 
 def test_resume_continues_the_same_loss_curve(tmp_path):
-    settings = dict(scale=0.25, epochs=2, train_size=192, val_size=64, batch_size=32, seed=1)
-    _, straight = train_shapes(tmp_path / "a", progress=False, baseline=False, **settings)
+    settings = dict(scale=0.25, epochs=2, train_size=96, val_size=32, batch_size=32, seed=1)
+    _, straight = train_shapes(None, progress=False, baseline=False, **settings)          # in memory only
     _, paused = train_shapes(tmp_path / "b", progress=False, baseline=False, stop_after=1, **settings)
     assert len(paused["epochs"]) == 1
     _, resumed = train_shapes(tmp_path / "b", resume=True, progress=False, baseline=False)
-    assert len(resumed["step_loss"]) == len(straight["step_loss"]) == 12
+    assert len(resumed["step_loss"]) == len(straight["step_loss"]) == 6
     np.testing.assert_allclose(resumed["step_loss"], straight["step_loss"], rtol=1e-5, atol=0)
     assert resumed["epochs"][-1]["val_acc"] == pytest.approx(straight["epochs"][-1]["val_acc"], abs=1e-9)
     assert json.loads((tmp_path / "b" / "history.json").read_text())["config"]["scale"] == 0.25
@@ -131,7 +138,7 @@ def test_resume_with_corrupt_or_mismatched_files(tmp_path):
 
 
 def test_train_command_small_run(tmp_path, capsys):
-    assert main(["train", "--scale", "0.25", "--epochs", "1", "--train-size", "128", "--quiet",
+    assert main(["train", "--scale", "0.25", "--epochs", "1", "--train-size", "64", "--val-size", "32", "--quiet",
                  "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "held-out accuracy" in out and "linear classifier on pixels" in out
@@ -139,7 +146,7 @@ def test_train_command_small_run(tmp_path, capsys):
 
 
 def test_shuffle_ablation_runs_and_formats():
-    rows = shuffle_ablation(groups=(3,), seeds=(0,), epochs=1, train_size=128, val_size=64)
+    rows = shuffle_ablation(groups=(3,), seeds=(0,), epochs=1, train_size=64, val_size=32)
     assert rows[0]["groups"] == 3 and len(rows[0]["with"]) == len(rows[0]["without"]) == 1
     assert rows[0]["paper_error"] == (56.3, 55.0)
     text = format_ablation(rows)
