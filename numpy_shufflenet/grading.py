@@ -29,7 +29,7 @@ For each submission:
 
 The statuses, one per exercise: ``passed`` (every check ran without error), ``failed`` (some check raised; the
 points count the ones that passed), ``not done`` (the stub is still there, or a check met ``NotImplementedError``),
-``error`` (the student's own cell raised, or the kernel died in it), ``timeout``, ``not run`` (the run stopped
+``error`` (the student's own cell raised, or the kernel died in it; the checks still decide the points), ``timeout``, ``not run`` (the run stopped
 before this exercise's checks), ``missing`` (the cell or the whole notebook is not in the submission),
 ``invalid`` (the file is not valid JSON, not a notebook, or larger than :data:`MAX_NOTEBOOK_BYTES`) and
 ``manual`` (a written answer: ``points`` is left empty for the grader, or 0 when nothing was written).
@@ -171,6 +171,7 @@ class Grade:
     status: str
     message: str
     details: str = ""
+    manual: bool = False         # a written answer, graded by hand
 
     def row(self):
         return {"student": self.student, "notebook": self.notebook, "exercise": self.exercise,
@@ -229,8 +230,8 @@ def _find_answer(instructor_cell, by_grade_id, by_id):
 
 def _rows(student, assignment, status, message):
     """The same status for every exercise of ``assignment`` (an unreadable or missing notebook)."""
-    return [Grade(student, assignment.name, ex.name, 0, ex.max_points, status, message)
-            for ex in assignment.exercises]
+    return [Grade(student, assignment.name, ex.name, 0, ex.max_points, status, message,
+                  manual=ex.kind == "manual") for ex in assignment.exercises]
 
 
 def grade_notebook(assignment, path, student, timeout=DEFAULT_TIMEOUT, max_bytes=MAX_NOTEBOOK_BYTES,
@@ -306,7 +307,8 @@ def _owner(assignment, index):
 
 def _grade_exercise(student, assignment, ex, run, missing, stubbed, hung, answers, timeout):
     def grade(points, status, message, details=""):
-        return Grade(student, assignment.name, ex.name, points, ex.max_points, status, message, details)
+        return Grade(student, assignment.name, ex.name, points, ex.max_points, status, message, details,
+                     manual=ex.kind == "manual")
 
     if ex.kind == "manual":
         answer = answers.get(ex.name)
@@ -329,13 +331,11 @@ def _grade_exercise(student, assignment, ex, run, missing, stubbed, hung, answer
         return grade(0, run.stop_status, run.stop_reason)
     capped = " (output capped: only the first part of what it printed was kept)" \
         if any(i in run.capped for i in ex.solutions + tuple(i for i, _, _ in ex.checks)) else ""
+    own_error = None
     for index in ex.solutions:
         result = run.cells.get(index)
-        if result and result.error:
-            ename, evalue = result.error
-            if ename == "NotImplementedError":
-                return grade(0, "not done", f"not done yet: your cell raised NotImplementedError: {evalue}")
-            return grade(0, "error", f"your solution cell raised {ename}: {evalue}{capped}", result.printed)
+        if result and result.error and own_error is None:
+            own_error = result.error
     points, failures, not_done, not_run, details = 0.0, [], [], [], []
     for index, grade_id, check_points in ex.checks:
         result = run.cells.get(index)
@@ -350,6 +350,11 @@ def _grade_exercise(student, assignment, ex, run, missing, stubbed, hung, answer
         ename, evalue = result.error
         (not_done if ename == "NotImplementedError" else failures).append(f"{grade_id}: {ename}: {evalue}")
     details = "\n".join(details)
+    if own_error is not None:                                # the student's own cell raised
+        ename, evalue = own_error
+        status = "not done" if ename == "NotImplementedError" else "error"
+        checks = "; ".join(failures + not_done) or "the checks passed on what it defined before"
+        return grade(points, status, f"your solution cell raised {ename}: {evalue}; {checks}{capped}", details)
     if failures:
         return grade(points, "failed", "; ".join(failures + not_done) + capped, details)
     if not_done:
@@ -421,6 +426,17 @@ def _cell_name(nb, index):
     return f"cell {index}" + (f", {name}" if name else "")
 
 
+def _kill(km):
+    """Make sure the kernel of ``km`` is gone, whatever happened to the run."""
+    from jupyter_core.utils import run_sync
+
+    try:
+        if km.has_kernel:
+            run_sync(km.shutdown_kernel)(now=True)
+    except Exception:                                        # already dead, or never started
+        pass
+
+
 def _execute(nb, timeout, max_output_bytes, kernel_name):
     """Run ``nb`` (in place) in a fresh kernel in grading mode; return a :class:`_Run`."""
     from jupyter_client.manager import AsyncKernelManager    # the dev extra (nbclient's dependency)
@@ -442,7 +458,7 @@ def _execute(nb, timeout, max_output_bytes, kernel_name):
         startup_timeout=max(10, min(60, int(timeout))), resources={"metadata": {"path": workdir}})
     stopped_at, status, reason = None, "", ""
     try:
-        client.execute(env=env, cwd=workdir)
+        client.execute(env=env, cwd=workdir, cleanup_kc=True)       # shut the kernel down at the end
     except CellTimeoutError:
         stopped_at, status = client.current_index, "timeout"
         reason = f"still running when the notebook's {timeout:g} s ran out ({_cell_name(nb, stopped_at)})"
@@ -453,6 +469,7 @@ def _execute(nb, timeout, max_output_bytes, kernel_name):
         stopped_at = client.current_index if client.current_index is not None else -1
         status, reason = "error", f"the run failed: {type(err).__name__}: {_one_line(err, 200)}"
     finally:
+        _kill(km)
         shutil.rmtree(workdir, ignore_errors=True)
     cells = {}
     for index, cell in enumerate(nb.cells):
@@ -504,7 +521,11 @@ def grade_dir(submissions, source="notebooks", out="grades.csv", feedback=None, 
         raise ValueError(f"grade: expected --source to be a directory of notebooks, got {str(source)!r}")
     if out.is_dir():
         raise ValueError(f"grade: --out {str(out)!r} is a directory, expected a CSV file name")
-    check_output_dir(out.parent, "grade: --out folder")
+    for parent in out.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ValueError(f"grade: --out {str(out)!r} lies under {str(parent)!r}, which is a file")
+            break
     feedback = check_output_dir(out.parent / "feedback" if feedback is None else feedback, "grade: --feedback")
     assignments = [a for a in (load_assignment(p) for p in sorted(source.glob("*.ipynb"))) if a is not None]
     if not assignments:
@@ -535,9 +556,9 @@ def _ungraded(student_dir, assignments):
 
 
 def _totals(rows):
-    auto = [g for g in rows if g.status != "manual"]
+    auto = [g for g in rows if not g.manual]
     return (sum(g.points for g in auto), sum(g.max_points for g in auto),
-            sum(g.max_points for g in rows if g.status == "manual"))
+            sum(g.max_points for g in rows if g.manual))
 
 
 def _summary_line(rows):
