@@ -560,6 +560,7 @@ def _nbgrader(root, *args, env=None):
     return result
 
 
+@pytest.mark.slow
 def test_real_nbgrader_generates_and_autogrades(tmp_path):
     """``nbgrader generate_assignment`` on every notebook with nbgrader metadata (committed ones and the fixture)
     leaks nothing that make-student removes; ``NUMPY_SHUFFLENET_GRADING=1 nbgrader autograde`` gives the fixture's
