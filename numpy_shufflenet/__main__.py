@@ -25,10 +25,12 @@ def _summary(args):
 
 def _make_student(args):
     try:
-        from .student import make_student_dir      # nbformat is a dev dependency: import it only here
+        import nbformat  # noqa: F401              # a dev dependency: checked before any work
     except ImportError as err:
         raise ValueError(f"make-student needs nbformat ({err}); install it with "
                          f"python -m pip install -e \".[dev]\"") from None
+    from .student import make_student_dir
+
     written = make_student_dir(args.src_dir, args.dest_dir, force=args.force)
     for path in written:
         print(f"wrote {path}")
@@ -38,10 +40,12 @@ def _make_student(args):
 def _grade(args):
     try:
         import nbclient  # noqa: F401                  # the dev extra: checked before any work
-        from .grading import format_table, grade_dir
+        import nbformat  # noqa: F401
     except ImportError as err:
         raise ValueError(f"grade needs nbclient and nbformat ({err}); install them with "
                          f"python -m pip install -e \".[dev]\"") from None
+    from .grading import format_table, grade_dir
+
     grades = grade_dir(args.submissions, source=args.source, out=args.out, feedback=args.feedback,
                        timeout=args.timeout, log=lambda line: print(line, file=sys.stderr, flush=True))
     print(format_table(grades))

@@ -202,6 +202,8 @@ def _index_cells(nb):
     """``({grade_id: [cell, ...]}, {cell id: cell})`` of a submitted notebook's cells."""
     by_grade_id, by_id = {}, {}
     for cell in nb.cells:
+        if not isinstance(cell.get("cell_type"), str) or not isinstance(cell.get("source"), str):
+            continue                                         # a malformed cell is no answer
         grade_id = nbgrader_meta(cell).get("grade_id")
         if isinstance(grade_id, str):
             by_grade_id.setdefault(grade_id, []).append(cell)
@@ -249,19 +251,19 @@ def grade_notebook(assignment, path, student, timeout=DEFAULT_TIMEOUT, max_bytes
 
     nb = strip_outputs(copy.deepcopy(assignment.nb))
     notes = {}                      # exercise name -> notes about how its cells were found
-    missing, stubbed, answers = set(), set(), {}
+    missing, stubbed, answers = {}, set(), {}      # missing: exercise name -> why
     for index, ex in assignment.solution_cells().items():
         original = assignment.nb.cells[index]
         cell, note = _find_answer(original, by_grade_id, by_id)
-        if note:
+        if note and cell is not None:
             notes.setdefault(ex.name, []).append(note)
         if ex.kind == "manual":
-            answers[ex.name] = None if cell is None else cell.source
+            answers[ex.name] = (cell is not None, note if cell is None else cell.source)
             nb.cells[index].source = ANSWER_STUB if cell is None else cell.source
             continue
         stub = student_source(original.source, fallback_hint=original.get("id") or f"cell {index}")
         if cell is None:
-            missing.add(ex.name)
+            missing[ex.name] = note
             nb.cells[index].source = stub
         elif _normalised(cell.source) == _normalised(stub):
             stubbed.add(ex.name)
@@ -271,7 +273,7 @@ def grade_notebook(assignment, path, student, timeout=DEFAULT_TIMEOUT, max_bytes
 
     code_exercises = [ex for ex in assignment.exercises if ex.kind == "code"]
     hung, runs, run = {}, 0, None
-    to_run = {ex.name for ex in code_exercises if ex.solutions} - missing - stubbed
+    to_run = {ex.name for ex in code_exercises if ex.solutions} - set(missing) - stubbed
     while to_run and runs < MAX_RUNS:
         runs += 1
         run = _execute(nb, timeout, max_output_bytes, kernel_name)
@@ -311,15 +313,15 @@ def _grade_exercise(student, assignment, ex, run, missing, stubbed, hung, answer
                      manual=ex.kind == "manual")
 
     if ex.kind == "manual":
-        answer = answers.get(ex.name)
-        if answer is None:
-            return grade(0, "manual", "no written answer in the submission (cell missing)")
+        found, answer = answers[ex.name]
+        if not found:
+            return grade(0, "manual", f"no written answer: {answer}")
         if not answer.strip() or _normalised(answer) == ANSWER_STUB:
             return grade(0, "manual", "not answered (still 'YOUR ANSWER HERE')")
         return grade(None, "manual", f"written answer ({len(answer.split())} words): graded by hand",
                      details=answer)
     if ex.name in missing:
-        return grade(0, "missing", f"solution cell {ex.name!r} not found in the submission")
+        return grade(0, "missing", missing[ex.name])
     if ex.name in stubbed:
         return grade(0, "not done", "not done yet (the solution cell is still the stub)")
     if ex.name in hung:
@@ -421,9 +423,16 @@ def _client_class():
 
 
 def _cell_name(nb, index):
+    if index < 0:
+        return "before the first cell"
     cell = nb.cells[index]
     name = nbgrader_meta(cell).get("grade_id") or cell.get("id")
     return f"cell {index}" + (f", {name}" if name else "")
+
+
+def _index(client):
+    """The index of the cell the client was running, -1 before the first."""
+    return -1 if client.current_index is None else client.current_index
 
 
 def _kill(km):
@@ -460,13 +469,13 @@ def _execute(nb, timeout, max_output_bytes, kernel_name):
     try:
         client.execute(env=env, cwd=workdir, cleanup_kc=True)       # shut the kernel down at the end
     except CellTimeoutError:
-        stopped_at, status = client.current_index, "timeout"
+        stopped_at, status = _index(client), "timeout"
         reason = f"still running when the notebook's {timeout:g} s ran out ({_cell_name(nb, stopped_at)})"
     except DeadKernelError:
-        stopped_at, status = client.current_index, "error"
+        stopped_at, status = _index(client), "error"
         reason = f"the kernel died while running {_cell_name(nb, stopped_at)}"
     except Exception as err:                                 # kernel start-up or messaging failed
-        stopped_at = client.current_index if client.current_index is not None else -1
+        stopped_at = _index(client)
         status, reason = "error", f"the run failed: {type(err).__name__}: {_one_line(err, 200)}"
     finally:
         _kill(km)
@@ -531,7 +540,11 @@ def grade_dir(submissions, source="notebooks", out="grades.csv", feedback=None, 
     if not assignments:
         raise ValueError(f"grade: --source {str(source)!r} holds no notebook with graded cells (nbgrader "
                          f"metadata with grade: true)")
-    students = sorted(p for p in submissions.iterdir() if p.is_dir() and not p.name.startswith("."))
+    students = sorted(p for p in submissions.iterdir() if p.is_dir() and not p.name.startswith(".")
+                      and p.resolve() != feedback.resolve())
+    if not students:
+        raise ValueError(f"grade: SUBMISSIONS {str(submissions)!r} holds no student folder (expected "
+                         f"SUBMISSIONS/<student>/<notebook>.ipynb)")
     grades = []
     for student_dir in students:
         for assignment in assignments:

@@ -11,6 +11,8 @@ checks and the CSV format are tested without a kernel.
 import contextlib
 import csv
 import io
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -197,7 +199,7 @@ def test_wrong_submissions_score_what_they_should(graded):
     assert "RuntimeError: oops" in got["shuffle"]["message"]
     assert "matched by cell id" in got["shuffle"]["message"]
     assert "NotImplementedError" in got["depthwise_params"]["message"]         # raised by the check when grading
-    assert "cell missing" in got["why_shuffle"]["message"]
+    assert "no written answer: no cell with grade_id 'why_shuffle'" in got["why_shuffle"]["message"]
 
 
 @pytest.mark.notebooks
@@ -282,3 +284,37 @@ def test_csv_cells_never_start_a_formula():
     row = grading.Grade("s", "n.ipynb", "e", 0, 1, "failed", "=HYPERLINK(\"x\")\nsecond line").row()
     assert row["message"] == "'=HYPERLINK(\"x\") second line"
     assert grading.Grade("s", "n", "e", 1.5, 2, "passed", "ok").row()["points"] == "1.5"
+
+
+def test_package_imports_and_commands_explain_without_the_dev_extra(tmp_path):
+    """``import numpy_shufflenet.grading`` (and ``.student``) works without nbformat and nbclient; the commands
+    then say what to install instead of raising ImportError."""
+    code = ("import sys\n"
+            "for name in ('nbformat', 'nbclient', 'jupyter_client'):\n"
+            "    sys.modules[name] = None\n"
+            "import numpy_shufflenet.grading, numpy_shufflenet.student\n"
+            "from numpy_shufflenet.__main__ import main\n"
+            f"assert main(['grade', {str(tmp_path)!r}]) == 2\n"
+            f"assert main(['make-student', {str(tmp_path)!r}, {str(tmp_path / 'out')!r}]) == 2\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "grade needs nbclient and nbformat" in result.stderr
+    assert "make-student needs nbformat" in result.stderr
+
+
+def test_malformed_cells_count_as_missing_and_no_folder_is_an_error(tmp_path, capsys):
+    nb = student_copy()
+    raw = nbformat.writes(nb)
+    import json
+    data = json.loads(raw)
+    for c in data["cells"]:
+        if c.get("id") in ("double", "shuffle"):
+            del c["source"]                                  # invalid nbformat, still JSON
+        if c.get("id") == "depthwise_params":
+            c["source"] = 42
+    (tmp_path / NOTEBOOK).write_text(json.dumps(data))
+    grades = grading.grade_notebook(grading.load_assignment(FIXTURE / NOTEBOOK), tmp_path / NOTEBOOK, "s",
+                                    kernel_name="no-such-kernel")
+    assert [g.status for g in grades[:3]] in (["missing"] * 3, ["invalid"] * 3), [g.message for g in grades]
+    assert main(["grade", str(tmp_path), "--source", str(FIXTURE)]) == 2
+    assert "holds no student folder" in capsys.readouterr().err
