@@ -410,7 +410,10 @@ def _client_class():
 
         def output(self, outs, msg, display_id, cell_index):
             content = msg.get("content", {})
-            if msg.get("msg_type") != "error":              # errors are always kept: they are the grade
+            if msg.get("msg_type") == "error":              # errors are always kept (they are the grade), cut
+                content["evalue"] = str(content.get("evalue", ""))[:MAX_PRINTED]
+                content["traceback"] = [str(line)[:MAX_PRINTED] for line in content.get("traceback", [])[-20:]]
+            else:
                 size = len(content.get("text", "")) + sum(len(str(v)) for v in content.get("data", {}).values())
                 self.output_bytes += size
                 if self.output_bytes > self.max_output_bytes:
@@ -451,6 +454,7 @@ def _execute(nb, timeout, max_output_bytes, kernel_name):
     from jupyter_client.manager import AsyncKernelManager    # the dev extra (nbclient's dependency)
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
+    strip_outputs(nb)
     workdir = tempfile.mkdtemp(prefix="numpy_shufflenet_grade_")
     deadline = []                                            # set when the first cell starts
 

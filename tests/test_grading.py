@@ -318,3 +318,40 @@ def test_malformed_cells_count_as_missing_and_no_folder_is_an_error(tmp_path, ca
     assert [g.status for g in grades[:3]] in (["missing"] * 3, ["invalid"] * 3), [g.message for g in grades]
     assert main(["grade", str(tmp_path), "--source", str(FIXTURE)]) == 2
     assert "holds no student folder" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# a real course notebook, end to end
+# ----------------------------------------------------------------------------------------------------------------
+COURSE = Path(__file__).resolve().parent.parent / "notebooks" / "04_gradient_check_exercises.ipynb"
+
+
+def _course_assignment():
+    if not COURSE.exists() or not any("nbgrader" in c.get("metadata", {}) for c in _read_json(COURSE)["cells"]):
+        pytest.skip(f"{COURSE.name} has no nbgrader metadata")
+    return grading.load_assignment(COURSE)
+
+
+def _read_json(path):
+    import json
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+@pytest.mark.notebooks
+def test_a_course_notebook_end_to_end(tmp_path):
+    """The instructor's notebook scores full marks; its student copy, touched (a comment added to every stub, so
+    that it must really run), scores 0 with every exercise ``not done``: the checks raise when grading."""
+    assignment = _course_assignment()
+    nb = nbformat.read(COURSE, as_version=4)
+    nbformat.write(nb, tmp_path / "instructor.ipynb")
+    copy = student.make_student_notebook(nb, COURSE.name)
+    for c in copy.cells:
+        if c.cell_type == "code" and student.STUB_COMMENT in c.source:
+            c.source = "# opened, not done\n" + c.source
+    nbformat.write(copy, tmp_path / "touched.ipynb")
+    full = grading.grade_notebook(assignment, tmp_path / "instructor.ipynb", "instructor", timeout=120)
+    assert [(g.exercise, g.status) for g in full if g.status not in ("passed", "manual")] == []
+    assert sum(g.points for g in full if not g.manual) == sum(g.max_points for g in full if not g.manual) > 0
+    blank = grading.grade_notebook(assignment, tmp_path / "touched.ipynb", "touched", timeout=120)
+    assert sum(g.points for g in blank if not g.manual) == 0
+    assert {g.status for g in blank if not g.manual} == {"not done"}, [(g.exercise, g.message) for g in blank]
