@@ -98,6 +98,11 @@ class Exercise:
     checks: tuple                # ((cell index, grade_id, points), ...)
     max_points: float
 
+    @property
+    def cells(self):
+        """The indices of all its cells, solutions and checks."""
+        return self.solutions + tuple(index for index, _, _ in self.checks)
+
 
 @dataclasses.dataclass
 class Assignment:
@@ -291,7 +296,7 @@ def grade_notebook(assignment, path, student, timeout=DEFAULT_TIMEOUT, max_bytes
 
     grades = []
     for ex in assignment.exercises:
-        grade = _grade_exercise(student, assignment, ex, run, missing, stubbed, hung, answers, timeout)
+        grade = _grade_exercise(student, assignment, ex, run, missing, stubbed, hung, answers)
         extra = notes.get(ex.name, [])
         if extra:
             grade.message = "; ".join([grade.message] + extra)
@@ -302,12 +307,13 @@ def grade_notebook(assignment, path, student, timeout=DEFAULT_TIMEOUT, max_bytes
 def _owner(assignment, index):
     """The exercise a cell belongs to (its solution or one of its checks), else ``None``."""
     for ex in assignment.exercises:
-        if index in ex.solutions or any(index == i for i, _, _ in ex.checks):
+        if index in ex.cells:
             return ex
     return None
 
 
-def _grade_exercise(student, assignment, ex, run, missing, stubbed, hung, answers, timeout):
+def _grade_exercise(student, assignment, ex, run, missing, stubbed, hung, answers):
+    """The :class:`Grade` of one exercise, from what was found in the submission and the last run."""
     def grade(points, status, message, details=""):
         return Grade(student, assignment.name, ex.name, points, ex.max_points, status, message, details,
                      manual=ex.kind == "manual")
@@ -329,10 +335,10 @@ def _grade_exercise(student, assignment, ex, run, missing, stubbed, hung, answer
         return grade(0, status, f"{reason}; graded the other exercises without this one")
     if run is None:
         return grade(0, "not run", "the notebook was not run")
-    if run.stopped_at is not None and run.stopped_at in ex.solutions + tuple(i for i, _, _ in ex.checks):
+    if run.stopped_at in ex.cells:                           # it hung or killed the kernel in the last run
         return grade(0, run.stop_status, run.stop_reason)
     capped = " (output capped: only the first part of what it printed was kept)" \
-        if any(i in run.capped for i in ex.solutions + tuple(i for i, _, _ in ex.checks)) else ""
+        if run.capped.intersection(ex.cells) else ""
     own_error = None
     for index in ex.solutions:
         result = run.cells.get(index)
