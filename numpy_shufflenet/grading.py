@@ -21,18 +21,20 @@ For each submission:
    variable ``NUMPY_SHUFFLENET_GRADING=1``: a check that finds the student's function still raising
    ``NotImplementedError`` then raises too, instead of printing "not done yet" as it does for a student. The
    kernel starts in an empty temporary folder and gets ``timeout`` seconds for all the cells of the notebook
-   (from the start of the first cell; the kernel's start-up has its own limit). When the time runs out inside one exercise (an infinite loop, say), that exercise gets
-   ``timeout`` and the notebook is run again with its solution blanked, so the other exercises are still graded
-   (at most :data:`MAX_RUNS` runs). The outputs kept are capped at :data:`MAX_OUTPUT_BYTES` per run.
+   (counted from the start of the first cell; the kernel's start-up has its own limit). When the time runs out
+   inside one exercise (an infinite loop, say), that exercise gets ``timeout`` and the notebook is run again
+   with its solution blanked, so the other exercises are still graded (at most :data:`MAX_RUNS` runs). The
+   outputs kept are capped at :data:`MAX_OUTPUT_BYTES` per run.
 3. **Award points.** A check cell that ran without raising earns its ``points``; one that raised earns 0, and
    its error is the message.
 
 The statuses, one per exercise: ``passed`` (every check ran without error), ``failed`` (some check raised; the
-points count the ones that passed), ``not done`` (the stub is still there, or a check met ``NotImplementedError``),
-``error`` (the student's own cell raised, or the kernel died in it; the checks still decide the points), ``timeout``, ``not run`` (the run stopped
-before this exercise's checks), ``missing`` (the cell or the whole notebook is not in the submission),
-``invalid`` (the file is not valid JSON, not a notebook, or larger than :data:`MAX_NOTEBOOK_BYTES`) and
-``manual`` (a written answer: ``points`` is left empty for the grader, or 0 when nothing was written).
+points count the ones that passed), ``not done`` (the stub is still there, or a check met
+``NotImplementedError``), ``error`` (the student's own cell raised, or the kernel died in it; the checks still
+decide the points), ``timeout``, ``not run`` (the run stopped before this exercise's checks), ``missing`` (the
+cell or the whole notebook is not in the submission), ``invalid`` (the file is not valid JSON, not a notebook,
+or larger than :data:`MAX_NOTEBOOK_BYTES`) and ``manual`` (a written answer: ``points`` is left empty for the
+grader, or 0 when nothing was written).
 
 Nothing about one submission stops the others: every failure is a status and a message. The results go to
 ``grades.csv`` (columns :data:`COLUMNS`, one row per student, notebook and exercise) and to one feedback file
@@ -50,7 +52,6 @@ behind a surprising full mark.
 import copy
 import csv
 import dataclasses
-import json
 import math
 import os
 import re
