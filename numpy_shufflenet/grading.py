@@ -30,7 +30,7 @@ For each submission:
 
 The statuses, one per exercise: ``passed`` (every check ran without error), ``failed`` (some check raised; the
 points count the ones that passed), ``not done`` (the stub is still there, or a check met
-``NotImplementedError``), ``error`` (the student's own cell raised, or the kernel died in it; the checks still
+``NotImplementedError`` or the course checks' ``ExerciseNotDone``), ``error`` (the student's own cell raised, or the kernel died in it; the checks still
 decide the points), ``timeout``, ``not run`` (the run stopped before this exercise's checks), ``missing`` (the
 cell or the whole notebook is not in the submission), ``invalid`` (the file is not valid JSON, not a notebook,
 or larger than :data:`MAX_NOTEBOOK_BYTES`) and ``manual`` (a written answer: ``points`` is left empty for the
@@ -79,6 +79,8 @@ MAX_MESSAGE = 300                # characters of a grades.csv message
 MAX_PRINTED = 2000               # characters of a check's printed output kept for the feedback file
 
 _CHECK_ID = re.compile(r"^(?P<name>.+)_check\d*$")
+# Errors that mean "not written yet": the stub's, and numpy_shufflenet.course's subclass of it.
+_NOT_DONE = ("NotImplementedError", "ExerciseNotDone")
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -334,6 +336,8 @@ def _grade_exercise(student, assignment, ex, run, missing, stubbed, hung, answer
     if ex.name in hung:
         status, reason = hung[ex.name]
         return grade(0, status, f"{reason}; graded the other exercises without this one")
+    if run is None and not ex.solutions:                     # a check of the earlier exercises as a whole
+        return grade(0, "not done", "not done yet: none of the exercises it builds on was written")
     if run is None:
         return grade(0, "not run", "the notebook was not run")
     if run.stopped_at in ex.cells:                           # it hung or killed the kernel in the last run
@@ -357,11 +361,11 @@ def _grade_exercise(student, assignment, ex, run, missing, stubbed, hung, answer
             points += check_points
             continue
         ename, evalue = result.error
-        (not_done if ename == "NotImplementedError" else failures).append(f"{grade_id}: {ename}: {evalue}")
+        (not_done if ename in _NOT_DONE else failures).append(f"{grade_id}: {ename}: {evalue}")
     details = "\n".join(details)
     if own_error is not None:                                # the student's own cell raised
         ename, evalue = own_error
-        status = "not done" if ename == "NotImplementedError" else "error"
+        status = "not done" if ename in _NOT_DONE else "error"
         checks = "; ".join(failures + not_done) or "the checks passed on what it defined before"
         return grade(points, status, f"your solution cell raised {ename}: {evalue}; {checks}{capped}", details)
     if failures:

@@ -230,8 +230,10 @@ def check_nbgrader(nb, name="notebook"):
       solution cells hold the text ``BEGIN SOLUTION`` or ``END SOLUTION`` anywhere (nbgrader matches it in any
       line of any cell);
     * a **check cell** (code, ``grade: true, solution: false``) is locked, and its ``grade_id`` is
-      ``<name>_check``, ``<name>_check2``, ... for the ``grade_id`` ``<name>`` of a solution cell above it; only
-      check cells hold the text ``BEGIN HIDDEN TESTS`` or ``END HIDDEN TESTS``;
+      ``<name>_check``, ``<name>_check2``, ... where ``<name>`` names the exercise: the ``grade_id`` of its
+      solution cell, above it (a check of the notebook's earlier work as a whole, such as a training run, may
+      have no solution cell of its own); only check cells hold the text ``BEGIN HIDDEN TESTS`` or ``END HIDDEN
+      TESTS``;
     * a markdown cell with nbgrader metadata is either a **written answer** (``solution: true, grade: true``,
       not locked) or a plain locked cell;
     * every code solution cell has at least one check cell.
@@ -241,7 +243,7 @@ def check_nbgrader(nb, name="notebook"):
     """
     if not any("nbgrader" in cell.get("metadata", {}) for cell in nb.cells):
         return 0
-    problems, ids, solutions, checked = [], {}, {}, set()
+    problems, ids, solutions, checked, check_names = [], {}, {}, set(), {}
     count = 0
     for index, cell in enumerate(nb.cells):
         where = _cell_label(name, index, cell)
@@ -301,12 +303,13 @@ def check_nbgrader(nb, name="notebook"):
             if not locked:
                 problems.append(f"{where}: a check cell must be locked (expected locked: true)")
             m = _CHECK_ID.match(grade_id or "")
-            if grade_id and (not m or m.group("name") not in solutions):
+            if grade_id and not m:
                 problems.append(f"{where}: check cell grade_id {grade_id!r}: expected '<name>_check' (or "
-                                f"'<name>_check2', ...) after the solution cell '<name>'; solution cells above: "
-                                f"{sorted(solutions) or 'none'}")
+                                f"'<name>_check2', ...), '<name>' naming the exercise (its solution cell, if "
+                                f"it has one)")
             elif m:
                 checked.add(m.group("name"))
+                check_names.setdefault(m.group("name"), index)
         elif cell.cell_type == "markdown" and (solution or grade):
             if not (solution and grade):
                 problems.append(f"{where}: a markdown cell with nbgrader metadata is a written answer (expected "
@@ -315,6 +318,10 @@ def check_nbgrader(nb, name="notebook"):
                 problems.append(f"{where}: a written answer must not be locked")
         elif cell.cell_type == "raw" and (solution or grade):
             problems.append(f"{where}: a raw cell cannot be a solution or graded cell")
+    for exercise, index in check_names.items():
+        if exercise in solutions and solutions[exercise] > index:
+            problems.append(f"{name}: cell {index}: check '{exercise}_check...' comes before its solution "
+                            f"cell {solutions[exercise]} (expected it below)")
     for grade_id in solutions:
         if grade_id not in checked:
             problems.append(f"{name}: cell {solutions[grade_id]}: solution {grade_id!r} has no check cell "

@@ -339,19 +339,22 @@ def _read_json(path):
 
 @pytest.mark.notebooks
 def test_a_course_notebook_end_to_end(tmp_path):
-    """The instructor's notebook scores full marks; its student copy, touched (a comment added to every stub, so
-    that it must really run), scores 0 with every exercise ``not done``: the checks raise when grading."""
+    """One run of a real course notebook: the instructor's notebook with its first exercise answered wrongly (the
+    function raises ValueError) scores full marks on every other exercise and 0 on that one; its untouched
+    student copy scores 0 without a run."""
     assignment = _course_assignment()
     nb = nbformat.read(COURSE, as_version=4)
-    nbformat.write(nb, tmp_path / "instructor.ipynb")
-    copy = student.make_student_notebook(nb, COURSE.name)
-    for c in copy.cells:
-        if c.cell_type == "code" and student.STUB_COMMENT in c.source:
-            c.source = "# opened, not done\n" + c.source
-    nbformat.write(copy, tmp_path / "touched.ipynb")
-    full = grading.grade_notebook(assignment, tmp_path / "instructor.ipynb", "instructor", timeout=120)
-    assert [(g.exercise, g.status) for g in full if g.status not in ("passed", "manual")] == []
-    assert sum(g.points for g in full if not g.manual) == sum(g.max_points for g in full if not g.manual) > 0
-    blank = grading.grade_notebook(assignment, tmp_path / "touched.ipynb", "touched", timeout=120)
-    assert sum(g.points for g in blank if not g.manual) == 0
-    assert {g.status for g in blank if not g.manual} == {"not done"}, [(g.exercise, g.message) for g in blank]
+    first = next(ex for ex in assignment.exercises if ex.kind == "code" and ex.solutions)
+    wrong = student.student_source(nb.cells[first.solutions[0]].source)
+    nb.cells[first.solutions[0]].source = wrong.replace("raise NotImplementedError(", "raise ValueError(")
+    nbformat.write(nb, tmp_path / "wrong_first.ipynb")
+    nbformat.write(student.make_student_notebook(nbformat.read(COURSE, as_version=4), COURSE.name),
+                   tmp_path / "blank.ipynb")
+    graded = grading.grade_notebook(assignment, tmp_path / "wrong_first.ipynb", "s", timeout=120)
+    code = [g for g in graded if not g.manual]
+    assert (code[0].exercise, code[0].points, code[0].status) == (first.name, 0, "failed"), code[0]
+    assert "ValueError" in code[0].message + code[0].details                # the error, or the check's report
+    assert [(g.exercise, g.status) for g in code[1:] if g.status != "passed"] == []
+    assert all(g.points == g.max_points > 0 for g in code[1:])
+    blank = grading.grade_notebook(assignment, tmp_path / "blank.ipynb", "s", kernel_name="no-such-kernel")
+    assert {(g.points, g.status) for g in blank if not g.manual} == {(0, "not done")}

@@ -510,7 +510,7 @@ def test_check_nbgrader_accepts_the_conventions():
     (1, {"points": 0}, "points to be a number > 0, got 0"),
     (0, {"points": 1}, "points 1 on a cell that is not graded"),
     (1, {"locked": False}, "a check cell must be locked"),
-    (1, {"grade_id": "g_check"}, "check cell grade_id 'g_check': expected '<name>_check'"),
+    (1, {"grade_id": "f_test"}, "check cell grade_id 'f_test': expected '<name>_check'"),
     (0, {"solution": False, "locked": True}, "marker text 'BEGIN/END SOLUTION' in a cell that is not a solution"),
     (0, {"locked": True}, "a solution cell must not be locked"),
     (2, {"grade": False, "points": None}, "a markdown cell with nbgrader metadata is a written answer"),
@@ -526,6 +526,17 @@ def test_check_nbgrader_errors(cell, change, message):
         student.check_nbgrader(nb, "bad.ipynb")
     assert str(err.value).startswith("bad.ipynb: nbgrader metadata: ") and message in str(err.value), str(err.value)
     assert f"cell {cell} (id c{cell})" in str(err.value)
+
+
+def test_check_nbgrader_check_order_and_whole_notebook_checks():
+    nb = _graded_notebook()
+    nb.cells[0], nb.cells[1] = nb.cells[1], nb.cells[0]
+    with pytest.raises(ValueError, match=r"cell 0: check 'f_check\.\.\.' comes before its solution cell 1"):
+        student.check_nbgrader(nb, "bad.ipynb")
+    nb = _graded_notebook()
+    nb.cells.append(nbformat.v4.new_code_cell("assert f() + f() == 2"))
+    nb.cells[-1].metadata = _meta(grade_id="training_check", grade=True, locked=True, points=3)
+    assert student.check_nbgrader(nb, "ok.ipynb") == 4          # a check of the earlier work, no solution cell
 
 
 def test_check_nbgrader_markers_and_checks():
