@@ -54,14 +54,13 @@ import csv
 import dataclasses
 import math
 import os
-import re
 import shutil
 import tempfile
 import time
 from pathlib import Path
 
 from .student import (ANSWER_STUB, MAX_NOTEBOOK_BYTES, check_nbgrader, check_notebook, check_output_dir,
-                      nbgrader_meta, read_notebook, strip_outputs, student_source)
+                      exercise_of_check, nbgrader_meta, read_notebook, strip_outputs, student_source)
 
 __all__ = [
     "GRADING_ENV", "COLUMNS", "STATUSES", "DEFAULT_TIMEOUT", "MAX_OUTPUT_BYTES", "MAX_RUNS", "MAX_NOTEBOOK_BYTES",
@@ -78,7 +77,6 @@ MAX_RUNS = 3                     # runs of one notebook: the first, and one more
 MAX_MESSAGE = 300                # characters of a grades.csv message
 MAX_PRINTED = 2000               # characters of a check's printed output kept for the feedback file
 
-_CHECK_ID = re.compile(r"^(?P<name>.+)_check\d*$")
 # Errors that mean "not written yet": the stub's, and numpy_shufflenet.course's subclass of it.
 _NOT_DONE = ("NotImplementedError", "ExerciseNotDone")
 
@@ -141,8 +139,7 @@ def load_assignment(path):
             continue
         name = grade_id
         if grade and not solution:
-            m = _CHECK_ID.match(grade_id)
-            name = m.group("name") if m else grade_id
+            name = exercise_of_check(grade_id) or grade_id
         entry = by_name.setdefault(name, {"solutions": [], "checks": []})
         if solution:
             entry["solutions"].append(index)

@@ -66,8 +66,8 @@ from pathlib import Path
 __all__ = [
     "BEGIN_SOLUTION", "END_SOLUTION", "BEGIN_HIDDEN", "END_HIDDEN", "STUB_COMMENT", "ANSWER_STUB",
     "MAX_NOTEBOOK_BYTES", "Region", "find_regions", "student_source", "check_notebook", "nbgrader_meta",
-    "check_nbgrader", "make_student_notebook", "strip_outputs", "read_notebook", "check_output_dir",
-    "make_student_dir",
+    "check_nbgrader", "exercise_of_check", "make_student_notebook", "strip_outputs", "read_notebook",
+    "check_output_dir", "make_student_dir",
 ]
 
 BEGIN_SOLUTION = "### BEGIN SOLUTION"
@@ -216,6 +216,12 @@ _GRADE_ID = re.compile(r"^[A-Za-z0-9_\-]+$")
 _CHECK_ID = re.compile(r"^(?P<name>.+)_check\d*$")
 
 
+def exercise_of_check(grade_id):
+    """The exercise a check cell's ``grade_id`` names: ``"f"`` for ``"f_check"``, ``"f_check2"``, ...; else None."""
+    m = _CHECK_ID.match(grade_id) if isinstance(grade_id, str) else None
+    return m.group("name") if m else None
+
+
 def check_nbgrader(nb, name="notebook"):
     """Check the nbgrader cell metadata of a notebook against nbgrader's schema 3 and the course's conventions.
 
@@ -225,7 +231,7 @@ def check_nbgrader(nb, name="notebook"):
       ``locked``, and no key nbgrader does not know;
     * a cell that is a solution, graded or locked has a non-empty ``grade_id`` of letters, digits, ``_`` and
       ``-``, unique in the notebook;
-    * a graded cell has ``points``, a number >= 0 (> 0 for a check or a written answer); no other cell has any;
+    * a graded cell has ``points``, a number > 0; no other cell has any;
     * a code **solution cell** (``solution: true, grade: false``) holds a ``### BEGIN SOLUTION`` region, and only
       solution cells hold the text ``BEGIN SOLUTION`` or ``END SOLUTION`` anywhere (nbgrader matches it in any
       line of any cell);
@@ -302,14 +308,14 @@ def check_nbgrader(nb, name="notebook"):
         elif code and grade and not solution:
             if not locked:
                 problems.append(f"{where}: a check cell must be locked (expected locked: true)")
-            m = _CHECK_ID.match(grade_id or "")
-            if grade_id and not m:
+            exercise = exercise_of_check(grade_id)
+            if grade_id and exercise is None:
                 problems.append(f"{where}: check cell grade_id {grade_id!r}: expected '<name>_check' (or "
                                 f"'<name>_check2', ...), '<name>' naming the exercise (its solution cell, if "
                                 f"it has one)")
-            elif m:
-                checked.add(m.group("name"))
-                check_names.setdefault(m.group("name"), index)
+            elif exercise is not None:
+                checked.add(exercise)
+                check_names.setdefault(exercise, index)
         elif cell.cell_type == "markdown" and (solution or grade):
             if not (solution and grade):
                 problems.append(f"{where}: a markdown cell with nbgrader metadata is a written answer (expected "
