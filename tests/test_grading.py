@@ -54,14 +54,13 @@ def edit(nb, cell_id, source=None, delete=False, drop_metadata=False):
     return nb
 
 
-DOUBLE = "def double(x):\n    return x + x"
 SHUFFLE = "def shuffle(x, groups):\n    return x.reshape(groups, -1).T.ravel()"
 DEPTHWISE = "def depthwise_params(channels, k):\n    return k * k * channels"
 HARD_CODED = "def double(x):\n    return np.array([0, 2, 4])            # the one answer the visible check asks"
 
 
 def cheater():
-    """A hard-coded answer; a wrong shuffle whose check cells were edited to pass; a correct exercise that prints
+    """A hard-coded answer; a wrong shuffle whose check cells were edited to pass; a right exercise that prints
     4 MB; a written answer."""
     nb = student_copy()
     edit(nb, "double", HARD_CODED)
@@ -75,9 +74,9 @@ def cheater():
 
 
 def hang():
-    """Exercise 2 never returns; exercises 1 and 3 are right."""
+    """Exercise 1 kills the kernel; exercise 2 never returns; exercise 3 is right."""
     nb = student_copy()
-    edit(nb, "double", DOUBLE)
+    edit(nb, "double", "import os\nos._exit(3)")
     edit(nb, "shuffle", "def shuffle(x, groups):\n    while True:\n        pass")
     edit(nb, "depthwise_params", DEPTHWISE)
     return nb
@@ -190,8 +189,9 @@ def test_wrong_submissions_score_what_they_should(graded):
     assert "shuffle_check2" in got["shuffle"]["message"]                        # deleted check cell ran anyway
     assert "output capped" in got["depthwise_params"]["message"]                 # 4 MB printed, 2 MB kept
 
-    got = expect(rows, "hang", {"double": ("2", "passed"), "shuffle": ("0", "timeout"),
+    got = expect(rows, "hang", {"double": ("0", "error"), "shuffle": ("0", "timeout"),
                                 "depthwise_params": ("1", "passed"), "why_shuffle": ("0", "manual")})
+    assert "the kernel died while running cell 3, double" in got["double"]["message"]
     assert f"{TIMEOUT} s ran out" in got["shuffle"]["message"] and "shuffle_check" in got["shuffle"]["message"]
 
     got = expect(rows, "mangled", {"double": ("0", "missing"), "shuffle": ("0", "error"),
@@ -218,7 +218,7 @@ def test_table_and_feedback_files(graded):
     lines = {line.split()[0]: line for line in table.splitlines() if NOTEBOOK in line}
     assert lines["instructor"].split()[2:4] == ["6", "6"]
     assert lines["blank"].split()[2:4] == ["0", "6"]
-    assert lines["hang"].split()[2:4] == ["3", "6"]
+    assert lines["hang"].split()[2:4] == ["1", "6"]
     feedback = sorted(p.name for p in (out / "feedback").iterdir())
     assert feedback == sorted(f"{s}.md" for s in {s for s, _ in rows})
     text = (out / "feedback" / "cheater.md").read_text()
