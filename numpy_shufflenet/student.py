@@ -389,7 +389,7 @@ def read_notebook(path, what="notebook", max_bytes=MAX_NOTEBOOK_BYTES, validate=
         raise ValueError(f"{what} {str(path)!r} is {_size(size)}, larger than the {_size(max_bytes)} a notebook "
                          f"may have")
     try:
-        text = path.read_bytes()[:max_bytes + 1].decode("utf-8")
+        text = path.read_bytes().decode("utf-8")
         data = json.loads(text)
     except UnicodeDecodeError as err:
         raise ValueError(f"{what} {str(path)!r} is not UTF-8 text ({err.reason} at byte {err.start})") from None
