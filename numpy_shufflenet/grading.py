@@ -59,8 +59,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from .student import (ANSWER_STUB, MAX_NOTEBOOK_BYTES, check_nbgrader, check_notebook, check_output_dir,
-                      exercise_of_check, nbgrader_meta, read_notebook, strip_outputs, student_source)
+from .student import (ANSWER_STUB, MAX_NOTEBOOK_BYTES, check_nbgrader, check_notebook, exercise_of_check,
+                      nbgrader_meta, read_notebook, strip_outputs, student_source)
 
 __all__ = [
     "GRADING_ENV", "COLUMNS", "STATUSES", "DEFAULT_TIMEOUT", "MAX_OUTPUT_BYTES", "MAX_RUNS", "MAX_NOTEBOOK_BYTES",
@@ -547,7 +547,9 @@ def grade_dir(submissions, source="notebooks", out="grades.csv", feedback=None, 
             if not parent.is_dir():
                 raise ValueError(f"grade: --out {str(out)!r} lies under {str(parent)!r}, which is a file")
             break
-    feedback = check_output_dir(out.parent / "feedback" if feedback is None else feedback, "grade: --feedback")
+    from .train import check_out_dir
+
+    feedback = check_out_dir(out.parent / "feedback" if feedback is None else feedback, "grade: --feedback")
     assignments = [a for a in (load_assignment(p) for p in sorted(source.glob("*.ipynb"))) if a is not None]
     if not assignments:
         raise ValueError(f"grade: --source {str(source)!r} holds no notebook with graded cells (nbgrader "

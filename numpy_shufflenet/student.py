@@ -67,7 +67,7 @@ __all__ = [
     "BEGIN_SOLUTION", "END_SOLUTION", "BEGIN_HIDDEN", "END_HIDDEN", "STUB_COMMENT", "ANSWER_STUB",
     "MAX_NOTEBOOK_BYTES", "Region", "find_regions", "student_source", "check_notebook", "nbgrader_meta",
     "check_nbgrader", "exercise_of_check", "make_student_notebook", "strip_outputs", "read_notebook",
-    "check_output_dir", "make_student_dir",
+    "make_student_dir",
 ]
 
 BEGIN_SOLUTION = "### BEGIN SOLUTION"
@@ -412,19 +412,6 @@ def read_notebook(path, what="notebook", max_bytes=MAX_NOTEBOOK_BYTES, validate=
     return nb
 
 
-def check_output_dir(path, what):
-    """Check that ``path`` can be a directory: not a file, and not under a file. Returns it as a ``Path``."""
-    path = Path(path)
-    if path.exists() and not path.is_dir():
-        raise ValueError(f"{what} {str(path)!r} is a file, expected a directory")
-    for parent in path.parents:
-        if parent.exists():
-            if not parent.is_dir():
-                raise ValueError(f"{what} {str(path)!r} lies under {str(parent)!r}, which is a file")
-            break
-    return path
-
-
 def make_student_dir(src_dir, dest_dir, force=False):
     """Write the student copy of every ``*.ipynb`` of ``src_dir`` into ``dest_dir`` (created if needed).
 
@@ -436,10 +423,12 @@ def make_student_dir(src_dir, dest_dir, force=False):
     """
     import nbformat                                          # the dev extra
 
+    from .train import check_out_dir
+
     src, dest = Path(src_dir), Path(dest_dir)
     if not src.is_dir():
         raise ValueError(f"make-student: expected SRC_DIR to be a directory, got {str(src_dir)!r}")
-    check_output_dir(dest, "make-student: DEST_DIR")
+    check_out_dir(dest, "make-student: DEST_DIR")
     if dest.exists() and dest.resolve() == src.resolve():
         raise ValueError(f"make-student: DEST_DIR is SRC_DIR ({str(src_dir)!r}); expected another directory "
                          f"(the student copies would overwrite the solutions)")

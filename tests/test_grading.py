@@ -252,7 +252,8 @@ def test_blank_submission_is_graded_without_a_kernel(tmp_path):
     (["grade", "{tmp}", "--source", "{tmp}"], "holds no notebook with graded cells"),
     (["grade", "{tmp}", "--source", "{fixture}", "--out", "{tmp}"], "--out '{tmp}' is a directory"),
     (["grade", "{tmp}", "--source", "{fixture}", "--out", "{tmp}/file/grades.csv"], "which is a file"),
-    (["grade", "{tmp}", "--source", "{fixture}", "--feedback", "{tmp}/file"], "--feedback '{tmp}/file' is a file"),
+    (["grade", "{tmp}", "--source", "{fixture}", "--feedback", "{tmp}/file"], "--feedback: expected an output "
+                                                                              "folder, got {tmp}/file, which is a file"),
 ])
 def test_grade_argument_errors(tmp_path, capsys, args, message):
     (tmp_path / "file").write_text("not a folder")

@@ -1,4 +1,6 @@
-"""The layers of ShuffleNet as modules: thin wrappers that hold weights and call :mod:`numpy_shufflenet.functional`.
+"""The layers of ShuffleNet as modules: thin wrappers that hold weights and call a forward/backward pair of the
+active kernel set (:func:`numpy_shufflenet.use_kernels`: the tuned :mod:`numpy_shufflenet.fast` by default, the
+textbook :mod:`numpy_shufflenet.functional` with ``use_kernels("reference")``, or your own functions).
 
 Initial weights (``rng`` is a ``numpy.random.Generator``; pass one for reproducible weights, otherwise a fresh
 unseeded generator is used):
@@ -14,13 +16,19 @@ Parameters are float32 unless ``dtype`` says otherwise; ``module.to(np.float64)`
 
 import numpy as np
 
-from .. import functional as F
-from .._checks import check_int, conv_out_size, pair
+from .._checks import FLOAT_DTYPES, as_rng, check_divisible, check_int, check_number, conv_out_size, pair
 from .module import Module, Parameter, check_input_dtype
 
 
-def _rng(rng):
-    return np.random.default_rng() if rng is None else rng
+def _float_dtype(layer, dtype):
+    """The parameters' dtype: float32 or float64, or a clear TypeError."""
+    try:
+        dtype = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"{layer}: expected dtype float32 or float64, got {dtype!r}") from None
+    if dtype not in FLOAT_DTYPES:
+        raise TypeError(f"{layer}: expected dtype float32 or float64, got {dtype}")
+    return dtype
 
 
 class Conv2d(Module):
@@ -36,23 +44,23 @@ class Conv2d(Module):
         self.stride = pair("Conv2d", "stride", stride, 1)
         self.padding = pair("Conv2d", "padding", padding, 0)
         self.groups = check_int("Conv2d", "groups", groups, 1)
-        for name, c in (("in_channels", in_channels), ("out_channels", out_channels)):
-            if c % groups:
-                raise ValueError(f"Conv2d: {name} must be divisible by groups={groups}, got {name}={c}")
+        check_divisible("Conv2d", "in_channels", self.in_channels, self.groups)
+        check_divisible("Conv2d", "out_channels", self.out_channels, self.groups)
+        dtype = _float_dtype("Conv2d", dtype)
         fan_in = in_channels // groups * self.kernel_size[0] * self.kernel_size[1]
         shape = (out_channels, in_channels // groups) + self.kernel_size
-        self.weight = Parameter((_rng(rng).standard_normal(shape) * np.sqrt(2.0 / fan_in)).astype(dtype))
+        self.weight = Parameter((as_rng(rng).standard_normal(shape) * np.sqrt(2.0 / fan_in)).astype(dtype))
         self.bias = Parameter(np.zeros(out_channels, dtype=dtype)) if bias else None
 
     def forward(self, x):
         check_input_dtype(self, x, self.weight.dtype)
         b = None if self.bias is None else self.bias.data
-        out, self._cache = F.conv2d_forward(x, self.weight.data, b, stride=self.stride, padding=self.padding,
+        out = self._run("conv2d", x, self.weight.data, b, stride=self.stride, padding=self.padding,
                                             groups=self.groups)
         return out
 
     def backward(self, dout):
-        dx, dw, db = F.conv2d_backward(dout, self._take_cache())
+        dx, dw, db = self._run_backward(dout)
         self.weight.grad = dw
         if self.bias is not None:
             self.bias.grad = db
@@ -83,7 +91,9 @@ class BatchNorm2d(Module):
     def __init__(self, num_features, momentum=0.1, eps=1e-5, *, rng=None, dtype=np.float32):
         super().__init__()
         self.num_features = check_int("BatchNorm2d", "num_features", num_features, 1)
-        self.momentum, self.eps = momentum, eps
+        dtype = _float_dtype("BatchNorm2d", dtype)
+        self.momentum = check_number("BatchNorm2d", "momentum", momentum, 0, 1)
+        self.eps = check_number("BatchNorm2d", "eps", eps, 0, np.inf, low_open=True)
         self.weight = Parameter(np.ones(num_features, dtype=dtype))     # gamma
         self.bias = Parameter(np.zeros(num_features, dtype=dtype))      # beta
         self.running_mean = np.zeros(num_features, dtype=dtype)
@@ -91,13 +101,12 @@ class BatchNorm2d(Module):
 
     def forward(self, x):
         check_input_dtype(self, x, self.weight.dtype)
-        out, self._cache = F.batchnorm2d_forward(
-            x, self.weight.data, self.bias.data, running_mean=self.running_mean, running_var=self.running_var,
-            training=self.training, momentum=self.momentum, eps=self.eps)
+        out = self._run("batchnorm2d", x, self.weight.data, self.bias.data, running_mean=self.running_mean,
+                        running_var=self.running_var, training=self.training, momentum=self.momentum, eps=self.eps)
         return out
 
     def backward(self, dout):
-        dx, self.weight.grad, self.bias.grad = F.batchnorm2d_backward(dout, self._take_cache())
+        dx, self.weight.grad, self.bias.grad = self._run_backward(dout)
         return dx
 
     def output_shape(self, input_shape):
@@ -117,16 +126,14 @@ class ChannelShuffle(Module):
         self.groups = check_int("ChannelShuffle", "groups", groups, 1)
 
     def forward(self, x):
-        out, self._cache = F.channel_shuffle_forward(x, self.groups)
+        out = self._run("channel_shuffle", x, self.groups)
         return out
 
     def backward(self, dout):
-        return F.channel_shuffle_backward(dout, self._take_cache())
+        return self._run_backward(dout)
 
     def output_shape(self, input_shape):
-        if input_shape[0] % self.groups:
-            raise ValueError(f"ChannelShuffle: expected channels divisible by groups={self.groups}, "
-                             f"got input shape {input_shape}")
+        check_divisible("ChannelShuffle", "channels", input_shape[0], self.groups)
         return tuple(input_shape)
 
     def extra_repr(self):
@@ -135,11 +142,11 @@ class ChannelShuffle(Module):
 
 class ReLU(Module):
     def forward(self, x):
-        out, self._cache = F.relu_forward(x)
+        out = self._run("relu", x)
         return out
 
     def backward(self, dout):
-        return F.relu_backward(dout, self._take_cache())
+        return self._run_backward(dout)
 
     def output_shape(self, input_shape):
         return tuple(input_shape)
@@ -165,35 +172,35 @@ class _Pool2d(Module):
 
 class MaxPool2d(_Pool2d):
     def forward(self, x):
-        out, self._cache = F.max_pool2d_forward(x, kernel_size=self.kernel_size, stride=self.stride,
+        out = self._run("max_pool2d", x, kernel_size=self.kernel_size, stride=self.stride,
                                                 padding=self.padding)
         return out
 
     def backward(self, dout):
-        return F.max_pool2d_backward(dout, self._take_cache())
+        return self._run_backward(dout)
 
 
 class AvgPool2d(_Pool2d):
     """Average pooling with ``count_include_pad=True`` (PyTorch's default)."""
 
     def forward(self, x):
-        out, self._cache = F.avg_pool2d_forward(x, kernel_size=self.kernel_size, stride=self.stride,
+        out = self._run("avg_pool2d", x, kernel_size=self.kernel_size, stride=self.stride,
                                                 padding=self.padding)
         return out
 
     def backward(self, dout):
-        return F.avg_pool2d_backward(dout, self._take_cache())
+        return self._run_backward(dout)
 
 
 class GlobalAvgPool2d(Module):
     """Mean over each channel's plane: ``(N, C, H, W) -> (N, C)``; works on any spatial size."""
 
     def forward(self, x):
-        out, self._cache = F.global_avg_pool2d_forward(x)
+        out = self._run("global_avg_pool2d", x)
         return out
 
     def backward(self, dout):
-        return F.global_avg_pool2d_backward(dout, self._take_cache())
+        return self._run_backward(dout)
 
     def output_shape(self, input_shape):
         return (input_shape[0],)
@@ -220,19 +227,21 @@ class Linear(Module):
         super().__init__()
         self.in_features = check_int("Linear", "in_features", in_features, 1)
         self.out_features = check_int("Linear", "out_features", out_features, 1)
-        std = np.sqrt(1.0 / in_features) if init_std is None else init_std
-        w = _rng(rng).standard_normal((out_features, in_features)) * std
+        dtype = _float_dtype("Linear", dtype)
+        std = np.sqrt(1.0 / in_features) if init_std is None else check_number("Linear", "init_std", init_std, 0,
+                                                                                 np.inf)
+        w = as_rng(rng).standard_normal((out_features, in_features)) * std
         self.weight = Parameter(w.astype(dtype))
         self.bias = Parameter(np.zeros(out_features, dtype=dtype)) if bias else None
 
     def forward(self, x):
         check_input_dtype(self, x, self.weight.dtype)
         b = None if self.bias is None else self.bias.data
-        out, self._cache = F.linear_forward(x, self.weight.data, b)
+        out = self._run("linear", x, self.weight.data, b)
         return out
 
     def backward(self, dout):
-        dx, self.weight.grad, db = F.linear_backward(dout, self._take_cache())
+        dx, self.weight.grad, db = self._run_backward(dout)
         if self.bias is not None:
             self.bias.grad = db
         return dx
