@@ -609,7 +609,8 @@ def write_csv(grades, path):
 
 def write_feedback(grades, directory, ungraded=None):
     """Write one Markdown file per student, ``directory/<student>.md``: every exercise's points, status and
-    message, what its checks printed, and the written answers. Returns the paths written."""
+    message, what the checks of the exercises not passed printed, and the written answers. Returns the paths
+    written."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     by_student = {}
@@ -626,10 +627,13 @@ def write_feedback(grades, directory, ungraded=None):
         for notebook, rows in notebooks.items():
             n_got, n_most, _ = _totals(rows)
             lines += [f"## {notebook}: {_number(n_got)} of {_number(n_most)}", ""]
+            if len(rows) > 1 and len({(g.status, g.message) for g in rows}) == 1:     # the notebook as a whole
+                lines += [f"- every exercise ({rows[0].status}): {_one_line(rows[0].message, 2000)}", ""]
+                continue
             for g in rows:
                 points = "by hand" if g.points is None else f"{_number(g.points)}/{_number(g.max_points)}"
                 lines.append(f"- **{g.exercise}** ({points}, {g.status}): {_one_line(g.message, 2000)}")
-                if g.details:
+                if g.details and g.status != "passed":           # what the checks printed, where it helps
                     fence = "````" if "```" in g.details else "```"
                     lines += ["", f"  {fence}"] + [f"  {line}" for line in g.details.splitlines()] + [f"  {fence}"]
             lines.append("")
