@@ -1,4 +1,6 @@
-"""The layers of ShuffleNet as modules: thin wrappers that hold weights and call :mod:`numpy_shufflenet.functional`.
+"""The layers of ShuffleNet as modules: thin wrappers that hold weights and call a forward/backward pair of the
+active kernel set (:func:`numpy_shufflenet.use_kernels`: the tuned :mod:`numpy_shufflenet.fast` by default, the
+textbook :mod:`numpy_shufflenet.functional` with ``use_kernels("reference")``, or your own functions).
 
 Initial weights (``rng`` is a ``numpy.random.Generator``; pass one for reproducible weights, otherwise a fresh
 unseeded generator is used):
@@ -14,7 +16,6 @@ Parameters are float32 unless ``dtype`` says otherwise; ``module.to(np.float64)`
 
 import numpy as np
 
-from .. import functional as F
 from .._checks import check_int, conv_out_size, pair
 from .module import Module, Parameter, check_input_dtype
 
@@ -47,12 +48,12 @@ class Conv2d(Module):
     def forward(self, x):
         check_input_dtype(self, x, self.weight.dtype)
         b = None if self.bias is None else self.bias.data
-        out, self._cache = F.conv2d_forward(x, self.weight.data, b, stride=self.stride, padding=self.padding,
+        out = self._run("conv2d", x, self.weight.data, b, stride=self.stride, padding=self.padding,
                                             groups=self.groups)
         return out
 
     def backward(self, dout):
-        dx, dw, db = F.conv2d_backward(dout, self._take_cache())
+        dx, dw, db = self._run_backward(dout)
         self.weight.grad = dw
         if self.bias is not None:
             self.bias.grad = db
@@ -91,13 +92,12 @@ class BatchNorm2d(Module):
 
     def forward(self, x):
         check_input_dtype(self, x, self.weight.dtype)
-        out, self._cache = F.batchnorm2d_forward(
-            x, self.weight.data, self.bias.data, running_mean=self.running_mean, running_var=self.running_var,
-            training=self.training, momentum=self.momentum, eps=self.eps)
+        out = self._run("batchnorm2d", x, self.weight.data, self.bias.data, running_mean=self.running_mean,
+                        running_var=self.running_var, training=self.training, momentum=self.momentum, eps=self.eps)
         return out
 
     def backward(self, dout):
-        dx, self.weight.grad, self.bias.grad = F.batchnorm2d_backward(dout, self._take_cache())
+        dx, self.weight.grad, self.bias.grad = self._run_backward(dout)
         return dx
 
     def output_shape(self, input_shape):
@@ -117,11 +117,11 @@ class ChannelShuffle(Module):
         self.groups = check_int("ChannelShuffle", "groups", groups, 1)
 
     def forward(self, x):
-        out, self._cache = F.channel_shuffle_forward(x, self.groups)
+        out = self._run("channel_shuffle", x, self.groups)
         return out
 
     def backward(self, dout):
-        return F.channel_shuffle_backward(dout, self._take_cache())
+        return self._run_backward(dout)
 
     def output_shape(self, input_shape):
         if input_shape[0] % self.groups:
@@ -135,11 +135,11 @@ class ChannelShuffle(Module):
 
 class ReLU(Module):
     def forward(self, x):
-        out, self._cache = F.relu_forward(x)
+        out = self._run("relu", x)
         return out
 
     def backward(self, dout):
-        return F.relu_backward(dout, self._take_cache())
+        return self._run_backward(dout)
 
     def output_shape(self, input_shape):
         return tuple(input_shape)
@@ -165,35 +165,35 @@ class _Pool2d(Module):
 
 class MaxPool2d(_Pool2d):
     def forward(self, x):
-        out, self._cache = F.max_pool2d_forward(x, kernel_size=self.kernel_size, stride=self.stride,
+        out = self._run("max_pool2d", x, kernel_size=self.kernel_size, stride=self.stride,
                                                 padding=self.padding)
         return out
 
     def backward(self, dout):
-        return F.max_pool2d_backward(dout, self._take_cache())
+        return self._run_backward(dout)
 
 
 class AvgPool2d(_Pool2d):
     """Average pooling with ``count_include_pad=True`` (PyTorch's default)."""
 
     def forward(self, x):
-        out, self._cache = F.avg_pool2d_forward(x, kernel_size=self.kernel_size, stride=self.stride,
+        out = self._run("avg_pool2d", x, kernel_size=self.kernel_size, stride=self.stride,
                                                 padding=self.padding)
         return out
 
     def backward(self, dout):
-        return F.avg_pool2d_backward(dout, self._take_cache())
+        return self._run_backward(dout)
 
 
 class GlobalAvgPool2d(Module):
     """Mean over each channel's plane: ``(N, C, H, W) -> (N, C)``; works on any spatial size."""
 
     def forward(self, x):
-        out, self._cache = F.global_avg_pool2d_forward(x)
+        out = self._run("global_avg_pool2d", x)
         return out
 
     def backward(self, dout):
-        return F.global_avg_pool2d_backward(dout, self._take_cache())
+        return self._run_backward(dout)
 
     def output_shape(self, input_shape):
         return (input_shape[0],)
@@ -228,11 +228,11 @@ class Linear(Module):
     def forward(self, x):
         check_input_dtype(self, x, self.weight.dtype)
         b = None if self.bias is None else self.bias.data
-        out, self._cache = F.linear_forward(x, self.weight.data, b)
+        out = self._run("linear", x, self.weight.data, b)
         return out
 
     def backward(self, dout):
-        dx, self.weight.grad, db = F.linear_backward(dout, self._take_cache())
+        dx, self.weight.grad, db = self._run_backward(dout)
         if self.bias is not None:
             self.bias.grad = db
         return dx

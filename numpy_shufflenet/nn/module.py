@@ -10,6 +10,7 @@ forward order lists its parameters in forward order too.
 import numpy as np
 
 from .._checks import check_float_array
+from ..kernels import kernel_pair
 
 
 class Parameter:
@@ -58,6 +59,18 @@ class Module:
 
     def backward(self, dout):
         raise NotImplementedError(f"{type(self).__name__} does not implement backward")
+
+    def _run(self, pair, *args, **kwargs):
+        """Run the active kernel set's ``<pair>_forward`` and keep its cache *with* the matching backward, so that
+        :meth:`_run_backward` uses the same set even if :func:`~numpy_shufflenet.use_kernels` changed between."""
+        forward, backward = kernel_pair(pair)
+        out, cache = forward(*args, **kwargs)
+        self._cache = (backward, cache)
+        return out
+
+    def _run_backward(self, dout):
+        backward, cache = self._take_cache()
+        return backward(dout, cache)
 
     def _take_cache(self):
         """The cache of the last forward pass; a clear error if there was none."""

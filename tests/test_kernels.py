@@ -1,0 +1,193 @@
+"""The kernel switch: use_kernels("fast" | "reference" | obj), active_kernels(), and a whole network run on each."""
+
+import numpy as np
+import pytest
+
+import numpy_shufflenet as ns
+from numpy_shufflenet import fast, functional
+from numpy_shufflenet.functional import softmax_cross_entropy
+from numpy_shufflenet.kernels import KERNEL_NAMES
+from numpy_shufflenet.model import ShuffleNet, ShuffleUnit
+from numpy_shufflenet.optim import SGD
+
+
+def tiny_net(groups=3, seed=0, dtype=np.float64):
+    net = ShuffleNet(groups=groups, scale=0.25, num_classes=5, rng=np.random.default_rng(seed), dtype=dtype)
+    ns.gradcheck.randomize_batchnorm(net, np.random.default_rng(seed + 1))
+    return net
+
+
+def run_step(net, x, labels):
+    """Logits, dx and every parameter gradient of one training-mode forward/backward pass."""
+    logits = net(x)
+    _, dlogits = softmax_cross_entropy(logits, labels)
+    dx = net.backward(dlogits)
+    return logits, dx, {name: p.grad.copy() for name, p in net.named_parameters()}
+
+
+def test_default_is_fast_and_both_sets_hold_every_name():
+    assert ns.active_kernels() == "fast"
+    for name in KERNEL_NAMES:
+        assert callable(getattr(fast, name)) and callable(getattr(functional, name))
+
+
+def test_plain_call_and_context_manager_restore():
+    with ns.use_kernels("reference") as k:
+        assert ns.active_kernels() == "reference" and k.name == "reference"
+        with ns.use_kernels("fast"):
+            assert ns.active_kernels() == "fast"
+        assert ns.active_kernels() == "reference"
+    assert ns.active_kernels() == "fast"
+    switch = ns.use_kernels("reference")
+    try:
+        assert ns.active_kernels() == "reference"
+    finally:
+        ns.use_kernels("fast")
+    assert switch.previous.name == "fast"
+
+
+def test_context_manager_restores_after_an_exception():
+    with pytest.raises(RuntimeError, match="boom"):
+        with ns.use_kernels("reference"):
+            raise RuntimeError("boom")
+    assert ns.active_kernels() == "fast"
+
+
+@pytest.mark.parametrize("groups", [1, 3, 8])
+def test_reference_equals_fast_on_a_whole_network(groups):
+    """Logits, dx and every parameter gradient agree to 1e-10 (float64, training mode, both unit strides)."""
+    rng = np.random.default_rng(groups)
+    x = rng.standard_normal((2, 3, 32, 32))
+    labels = rng.integers(0, 5, size=2)
+    with ns.use_kernels("reference"):
+        ref = run_step(tiny_net(groups), x, labels)
+    with ns.use_kernels("fast"):
+        got = run_step(tiny_net(groups), x, labels)
+    np.testing.assert_allclose(got[0], ref[0], rtol=0, atol=1e-10 * np.abs(ref[0]).max())
+    np.testing.assert_allclose(got[1], ref[1], rtol=0, atol=1e-10 * np.abs(ref[1]).max())
+    assert got[2].keys() == ref[2].keys()
+    for name in ref[2]:
+        scale = max(np.abs(ref[2][name]).max(), 1e-300)
+        np.testing.assert_allclose(got[2][name], ref[2][name], rtol=0, atol=1e-10 * scale, err_msg=name)
+
+
+def test_backward_uses_the_set_of_its_own_forward():
+    """Switching sets between forward and backward must not hand one set's cache to the other's backward."""
+    rng = np.random.default_rng(0)
+    unit = ShuffleUnit(12, 24, groups=3, stride=2, rng=rng, dtype=np.float64)
+    x = rng.standard_normal((2, 12, 8, 8))
+    dout = rng.standard_normal((2, 24, 4, 4))
+    with ns.use_kernels("reference"):
+        unit(x)
+    dx_mixed = unit.backward(dout)                 # backward under "fast", caches from "reference"
+    with ns.use_kernels("reference"):
+        unit(x)
+        dx_ref = unit.backward(dout)
+    np.testing.assert_allclose(dx_mixed, dx_ref, rtol=0, atol=1e-12)
+
+
+class StudentShuffle:
+    """A student's partial kernel object: only the channel shuffle, written their own way."""
+
+    __name__ = "student"
+
+    @staticmethod
+    def channel_shuffle_forward(x, groups):
+        N, C, H, W = x.shape
+        out = x.reshape(N, groups, C // groups, H, W).transpose(0, 2, 1, 3, 4).reshape(N, C, H, W)
+        return out, groups
+
+    @staticmethod
+    def channel_shuffle_backward(dout, cache):
+        N, C, H, W = dout.shape
+        groups = cache
+        return dout.reshape(N, C // groups, groups, H, W).transpose(0, 2, 1, 3, 4).reshape(N, C, H, W)
+
+
+def test_a_partial_student_object_trains_with_the_rest_falling_back():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((8, 3, 32, 32)).astype(np.float32)
+    labels = rng.integers(0, 5, size=8)
+    calls = []
+
+    class Counting(StudentShuffle):
+        @staticmethod
+        def channel_shuffle_forward(x, groups):
+            calls.append(groups)
+            return StudentShuffle.channel_shuffle_forward(x, groups)
+
+    net = ShuffleNet(groups=3, scale=0.25, num_classes=5, rng=np.random.default_rng(1), zero_init_residual=True)
+    opt = SGD(net.parameters(), lr=0.01)
+    losses = []
+    with ns.use_kernels(Counting()) as k:
+        assert ns.active_kernels() == "student" and k.name == "student"
+        assert k["conv2d_forward"] is fast.conv2d_forward            # the rest falls back to the default set
+        for _ in range(4):
+            loss, dlogits = softmax_cross_entropy(net(x), labels)
+            net.backward(dlogits)
+            opt.step()
+            losses.append(loss)
+    assert len(calls) == 4 * 16 and set(calls) == {3}                   # every unit's shuffle, every step
+    assert all(np.isfinite(losses)) and losses[-1] < losses[0]
+    # the same network under the reference shuffle gives the same numbers
+    with ns.use_kernels(StudentShuffle()):
+        student = run_step(tiny_net(), x.astype(np.float64), labels)
+    reference = run_step(tiny_net(), x.astype(np.float64), labels)
+    np.testing.assert_allclose(student[1], reference[1], rtol=0, atol=1e-10 * np.abs(reference[1]).max())
+
+
+@pytest.mark.parametrize("kernels, error, words", [
+    ("slow", ValueError, ["use_kernels", "'fast', 'reference'", "'slow'"]),
+    ({"conv2d_foward": lambda x: x}, ValueError, ["unknown kernel name", "'conv2d_foward'"]),
+    ({"relu_forward": 3, "relu_backward": 4}, TypeError, ["relu_forward", "a function", "int"]),
+    ({"relu_forward": lambda x: (x, None)}, ValueError, ["relu_forward comes without relu_backward"]),
+    ({"relu_backward": lambda d, c: d}, ValueError, ["relu_backward comes without relu_forward"]),
+    (object(), ValueError, ["holds none of the kernel names"]),
+])
+def test_bad_kernel_sets_are_refused_by_name(kernels, error, words):
+    with pytest.raises(error) as info:
+        ns.use_kernels(kernels)
+    for w in words:
+        assert w in str(info.value)
+    assert ns.active_kernels() == "fast"
+
+
+def _relu_pair(forward_result=None, backward_result=None):
+    def relu_forward(x):
+        out = np.maximum(x, 0)
+        return (out, x > 0) if forward_result is None else forward_result(out)
+
+    def relu_backward(dout, mask):
+        return dout * mask if backward_result is None else backward_result(dout)
+
+    return {"relu_forward": relu_forward, "relu_backward": relu_backward}
+
+
+@pytest.mark.parametrize("pair, error, words", [
+    (_relu_pair(forward_result=lambda out: out), TypeError, ["relu_forward must return (out, cache)", "ndarray"]),
+    (_relu_pair(forward_result=lambda out: (out, 1, 2)), TypeError, ["relu_forward", "a tuple of 3"]),
+    (_relu_pair(backward_result=lambda d: d[:, :1]), ValueError, ["relu_backward must return dx", "shape"]),
+])
+def test_a_broken_contract_is_an_error_naming_the_function(pair, error, words):
+    layer = ns.nn.ReLU()
+    x = np.random.default_rng(0).standard_normal((2, 3, 4, 4))
+    with ns.use_kernels(pair):
+        with pytest.raises(error) as info:
+            layer(x)
+            layer.backward(np.ones_like(x))
+    for w in words:
+        assert w in str(info.value)
+
+
+def test_a_backward_returning_the_wrong_arity_is_named():
+    def conv2d_backward(dout, cache):
+        dx, dw, db = functional.conv2d_backward(dout, cache)
+        return dx, dw                                       # forgot db
+    kernels = {"conv2d_forward": functional.conv2d_forward, "conv2d_backward": conv2d_backward}
+    conv = ns.nn.Conv2d(3, 6, 3, padding=1, dtype=np.float64, rng=np.random.default_rng(0))
+    x = np.random.default_rng(1).standard_normal((1, 3, 5, 5))
+    with ns.use_kernels(kernels, name="mine"):
+        out = conv(x)
+        with pytest.raises(TypeError, match=r"use_kernels\(mine\): conv2d_backward must return \(dx, dw, db\), "
+                                            r"got a tuple of 2"):
+            conv.backward(np.ones_like(out))
