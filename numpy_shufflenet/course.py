@@ -87,7 +87,11 @@ class _Report:
     def compare(self, what, got, expected, tol, floor=0.0):
         """Print and return whether ``got`` matches ``expected`` within relative error ``tol`` (or differs by at
         most ``floor``: a gradient that is zero by the network's structure is rounding noise on both sides)."""
-        got, expected = np.asarray(got), np.asarray(expected)
+        try:
+            got, expected = np.asarray(got, dtype=np.float64), np.asarray(expected, dtype=np.float64)
+        except (TypeError, ValueError):
+            self.line(f"{what:<34s} WRONG: expected an array of numbers, got {type(got).__name__}")
+            return False
         if got.shape != expected.shape:
             self.line(f"{what:<34s} WRONG SHAPE: got {got.shape}, expected {expected.shape}")
             return False
@@ -182,7 +186,10 @@ def _arity(report, got, names):
 
 
 def _matches(got, candidate):
-    got, candidate = np.asarray(got), np.asarray(candidate)
+    try:
+        got, candidate = np.asarray(got, dtype=np.float64), np.asarray(candidate, dtype=np.float64)
+    except (TypeError, ValueError):
+        return False
     return got.shape == candidate.shape and np.all(np.isfinite(got)) and rel_error(got, candidate) < MATCH
 
 
