@@ -18,7 +18,7 @@ so ``import numpy_shufflenet`` loads neither matplotlib nor tqdm.)
 """
 
 from . import counting, fast, flow, functional, gradcheck, model, nn
-from .counting import count_flops, count_params, summary
+from .counting import count_flops, count_multiply_adds, count_params, summary
 from .kernels import active_kernels, use_kernels
 from .model import ShuffleNet, ShuffleUnit
 from .weights import load_weights, save_weights

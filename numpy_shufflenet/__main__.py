@@ -1,13 +1,47 @@
-"""Command line: ``python -m numpy_shufflenet {table1,summary,make-student,train} ...``; ``--help`` on each."""
+"""Command line: ``python -m numpy_shufflenet {table1,summary,make-student,train,convert,predict} ...``; ``--help``
+on each."""
 
 import argparse
+import math
 import sys
 import time
 
 from .counting import summary
 from .model import GROUPS, SCALES, ShuffleNet
 from .report import format_table1
-from .train import DEFAULTS, train_shapes
+from .train import DEFAULTS, check_out_dir, train_shapes
+
+
+# -- argument types: an invalid value is an argparse error naming the option, before any work is done --------
+def _int_at_least(minimum):
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {value}")
+        return value
+    parse.__name__ = f"integer >= {minimum}"
+    return parse
+
+
+def _learning_rate(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text!r}")
+    return value
+
+
+def _out_dir(text):
+    try:
+        check_out_dir(text, "--out")
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err).removeprefix("--out: ")) from None
+    return text
 
 
 def _table1(args):
@@ -35,7 +69,7 @@ def _make_student(args):
 
 def _train(args):
     settings = {k: getattr(args, k) for k in ("groups", "scale", "shuffle", "epochs", "batch_size", "lr",
-                                              "train_size", "seed") if getattr(args, k) is not None}
+                                              "train_size", "val_size", "seed") if getattr(args, k) is not None}
     start = time.perf_counter()
     _, history = train_shapes(args.out, resume=args.resume, progress=not args.quiet, baseline=args.baseline,
                               **settings)
@@ -46,6 +80,27 @@ def _train(args):
     if "baseline_acc" in history:
         print(f"linear classifier on pixels (the baseline): held-out accuracy {history['baseline_acc']:.3f}")
     print(f"saved {args.out}/weights.npz, optimizer.npz, history.json, curves.png")
+
+
+def _convert(args):
+    from .interop.convert import convert                 # imported on demand, as the other faces do
+
+    model, info = convert(args.checkpoint, args.out, layout=args.layout)
+    params = sum(p.size for p in model.parameters())
+    print(f"{info['source']} ShuffleNet v1, g={info['groups']}, widths {tuple(info['widths'])}, "
+          f"{info['num_classes']} classes, shuffle_order={info['shuffle_order']!r}, {params:,} parameters")
+    out = args.out if args.out.endswith(".npz") else args.out + ".npz"
+    print(f"wrote {out} and {out[:-len('.npz')]}.json")
+
+
+def _predict(args):
+    """Top-k ImageNet classes of each image (preprocessing: numpy_shufflenet.interop.convert.predict)."""
+    from .interop.convert import predict
+
+    for image, top in predict(args.weights, args.images, k=args.top):
+        print(image)
+        for index, name, p in top:
+            print(f"  {p:7.2%}  {index:4d}  {name}")
 
 
 def build_parser():
@@ -64,7 +119,7 @@ def build_parser():
     p.add_argument("--scale", type=float, default=1.0, choices=SCALES, help="width multiplier (default 1.0)")
     p.add_argument("--input-size", type=int, default=224, help="image side in pixels, at least 32 (default 224)")
     p.add_argument("--num-classes", type=int, default=1000, help="classifier outputs (default 1000)")
-    p.add_argument("--depth", type=int, default=None,
+    p.add_argument("--depth", type=_int_at_least(1), default=None,
                    help="sum rows into blocks named by the first DEPTH name parts (2: one row per unit)")
     p.set_defaults(run=_summary)
 
@@ -86,17 +141,41 @@ def build_parser():
     p.add_argument("--scale", type=float, choices=SCALES, help=f"width multiplier (default {DEFAULTS['scale']})")
     p.add_argument("--no-shuffle", dest="shuffle", action="store_const", const=False,
                    help="drop every channel shuffle (the paper's Table 3 ablation)")
-    p.add_argument("--epochs", type=int, help=f"epochs (default {DEFAULTS['epochs']})")
-    p.add_argument("--batch-size", type=int, help=f"images per step (default {DEFAULTS['batch_size']})")
-    p.add_argument("--lr", type=float, help=f"initial learning rate (default {DEFAULTS['lr']})")
-    p.add_argument("--train-size", type=int, help=f"training images (default {DEFAULTS['train_size']})")
-    p.add_argument("--seed", type=int, help=f"seed of data, weights and order (default {DEFAULTS['seed']})")
-    p.add_argument("--out", default="runs/shapes", help="folder for weights, history and curves (default "
-                                                        "runs/shapes)")
+    p.add_argument("--epochs", type=_int_at_least(1), help=f"epochs (default {DEFAULTS['epochs']})")
+    p.add_argument("--batch-size", type=_int_at_least(1), help=f"images per step (default {DEFAULTS['batch_size']})")
+    p.add_argument("--lr", type=_learning_rate, help=f"initial learning rate (default {DEFAULTS['lr']})")
+    p.add_argument("--train-size", type=_int_at_least(1), help=f"training images (default {DEFAULTS['train_size']})")
+    p.add_argument("--val-size", type=_int_at_least(1), help=f"held-out images (default {DEFAULTS['val_size']})")
+    p.add_argument("--seed", type=_int_at_least(0), help=f"seed of data, weights and order (default "
+                                                         f"{DEFAULTS['seed']})")
+    p.add_argument("--out", type=_out_dir, default="runs/shapes", help="folder for weights, history and curves "
+                                                                       "(default runs/shapes)")
     p.add_argument("--resume", action="store_true", help="continue the run saved in --out")
     p.add_argument("--no-baseline", dest="baseline", action="store_false", help="skip the linear baseline")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=_train)
+
+    p = commands.add_parser("convert", help="a PyTorch checkpoint of the authors' or mmpretrain's ShuffleNet v1 "
+                                            "to a .npz weight file",
+                            description="Read CHECKPOINT (.pth / .pth.tar, zip or legacy format) without PyTorch "
+                                        "and without running pickled code, rebuild the network it holds (groups "
+                                        "and widths from its shapes) and write its weights to OUT plus OUT's "
+                                        ".json (source, architecture, class names) for predict.")
+    p.add_argument("checkpoint", metavar="CHECKPOINT", help="the .pth / .pth.tar file")
+    p.add_argument("--out", default="weights.npz", help="weight file to write (default weights.npz)")
+    p.add_argument("--layout", choices=("official", "mmpretrain"), default=None,
+                   help="names of the checkpoint (default: detected)")
+    p.set_defaults(run=_convert)
+
+    p = commands.add_parser("predict", help="top-5 ImageNet classes of images, with converted weights",
+                            description="Classify each IMAGE with weights written by convert: short side "
+                                        "resized to 256 (bilinear), centre crop 224, then BGR 0..255 (the "
+                                        "authors' weights) or RGB normalised by the ImageNet mean and std "
+                                        "(mmpretrain's), as each evaluated.")
+    p.add_argument("images", metavar="IMAGE", nargs="+", help="image files (PNG, JPEG, ...)")
+    p.add_argument("--weights", required=True, help="a .npz written by convert (its .json beside it)")
+    p.add_argument("--top", type=int, default=5, help="how many classes to print (default 5)")
+    p.set_defaults(run=_predict)
     return parser
 
 

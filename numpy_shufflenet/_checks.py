@@ -7,12 +7,14 @@ broadcasting error from deep inside NumPy.
 
 import numpy as np
 
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))      # what every layer computes in
+
 
 def check_float_array(layer, name, a, ndim=None, dtype=None):
     """Return ``a`` after checking it is a float ndarray with ``ndim`` dimensions (and ``dtype``, if given)."""
     if not isinstance(a, np.ndarray):
         raise TypeError(f"{layer}: expected {name} to be a numpy.ndarray, got {type(a).__name__}")
-    if not np.issubdtype(a.dtype, np.floating):
+    if a.dtype not in FLOAT_DTYPES:
         raise TypeError(f"{layer}: expected {name} to have a float dtype (float32 or float64), got {a.dtype}")
     if ndim is not None and a.ndim != ndim:
         layout = {1: "(C,)", 2: "(N, F)", 4: "(N, C, H, W)"}.get(ndim, "")
@@ -61,12 +63,31 @@ def check_dout(layer, dout, out_shape, dtype=None):
     return dout
 
 
-def check_cache(layer, cache):
-    """Refuse a backward pass that has no forward cache."""
+def check_cache(layer, cache, expected):
+    """Refuse a backward pass that has no forward cache, or the cache of another layer (``expected``: its type)."""
     if cache is None:
         raise ValueError(f"{layer}: backward called before forward (expected the cache of a forward pass, "
                          f"got None); run the forward pass first")
+    if not isinstance(cache, expected):
+        raise TypeError(f"{layer}: expected the {expected.__name__} of a {layer} forward pass, "
+                        f"got {type(cache).__name__}")
     return cache
+
+
+def check_divisible(layer, name, value, groups):
+    """Check that a channel count ``value`` splits into ``groups`` equal groups."""
+    if value % groups:
+        raise ValueError(f"{layer}: expected {name} to be divisible by groups={groups}, got {name}={value}")
+
+
+def as_rng(rng, name="rng"):
+    """``rng`` itself, or a fresh unseeded ``numpy.random.Generator`` when it is None."""
+    if rng is None:
+        return np.random.default_rng()
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(f"expected {name} to be a numpy.random.Generator (np.random.default_rng(seed)), "
+                        f"got {type(rng).__name__}")
+    return rng
 
 
 def conv_out_size(layer, size, kernel, stride, padding, dim="H"):
@@ -86,16 +107,95 @@ def check_conv_args(layer, x, w, b, stride, padding, groups):
     groups = check_int(layer, "groups", groups, 1)
     N, C, H, W = x.shape
     F, C_g, KH, KW = w.shape
-    if C % groups:
-        raise ValueError(f"{layer}: in_channels must be divisible by groups={groups}, got in_channels={C}")
-    if F % groups:
-        raise ValueError(f"{layer}: out_channels must be divisible by groups={groups}, got out_channels={F}")
+    check_divisible(layer, "in_channels", C, groups)
+    check_divisible(layer, "out_channels", F, groups)
     if C_g * groups != C:
         raise ValueError(f"{layer}: w of shape {w.shape} expects {C_g * groups} input channels "
                          f"(w.shape[1] * groups = {C_g} * {groups}), got x with {C} channels")
     if b is not None:
         check_float_array(layer, "b", b, ndim=1, dtype=x.dtype)
         check_shape(layer, "b", b, (F,))
+    if KH < 1 or KW < 1:
+        raise ValueError(f"{layer}: expected a kernel of at least 1x1, got w of shape {w.shape}")
     H_out = conv_out_size(layer, H, KH, stride[0], padding[0], "H")
     W_out = conv_out_size(layer, W, KW, stride[1], padding[1], "W")
     return stride, padding, groups, (N, F, H_out, W_out)
+
+
+def check_number(layer, name, value, low, high, *, low_open=False):
+    """Return ``value`` as a float after checking it is a real number in ``[low, high]`` (``(low, high]``)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{layer}: expected {name} to be a number, got {value!r}")
+    value = float(value)
+    ok = np.isfinite(value) and (value > low if low_open else value >= low) and value <= high
+    if not ok:
+        interval = f"{'(' if low_open else '['}{low}, {high}]"
+        raise ValueError(f"{layer}: expected {name} in {interval}, got {value}")
+    return value
+
+
+def check_batchnorm_args(layer, x, gamma, beta, running_mean, running_var, training, momentum, eps):
+    """Validate a batch-norm call before anything is computed or updated; return ``(momentum, eps)``."""
+    check_float_array(layer, "x", x, ndim=4)
+    C = x.shape[1]
+    if C == 0 or x.size == 0:
+        raise ValueError(f"{layer}: expected a non-empty input with at least one channel, got shape {x.shape}")
+    for name, v in (("gamma", gamma), ("beta", beta)):
+        check_float_array(layer, name, v, ndim=1, dtype=x.dtype)
+    if gamma.shape == beta.shape != (C,):
+        raise ValueError(f"{layer}: expected x with {gamma.shape[0]} channels (the size of gamma and beta), "
+                         f"got x of shape {x.shape}")
+    for name, v in (("gamma", gamma), ("beta", beta)):
+        if v.shape != (C,):
+            raise ValueError(f"{layer}: expected {name} of shape ({C},), one value per channel of x, got {v.shape}")
+    if not isinstance(training, (bool, np.bool_)):
+        raise TypeError(f"{layer}: expected training to be True or False, got {training!r}")
+    for name, v in (("running_mean", running_mean), ("running_var", running_var)):
+        if v is None:
+            continue
+        check_float_array(layer, name, v, ndim=1)
+        check_shape(layer, name, v, (C,))
+        if training and not v.flags.writeable:
+            raise ValueError(f"{layer}: expected a writeable {name} (training mode updates it in place), "
+                             f"got a read-only array")
+    if not training and (running_mean is None or running_var is None):
+        raise ValueError(f"{layer}: eval mode (training=False) expects running_mean and running_var, got None")
+    if training and x.shape[0] * x.shape[2] * x.shape[3] < 2:
+        raise ValueError(f"{layer}: expected more than 1 value per channel in training mode, "
+                         f"got input of shape {x.shape}")
+    return check_number(layer, "momentum", momentum, 0, 1), check_number(layer, "eps", eps, 0, np.inf, low_open=True)
+
+
+def check_pool_args(layer, x, kernel_size, stride, padding):
+    """Validate a pooling call; return ``(kernel_size, stride, padding, (H_out, W_out))`` as pairs."""
+    check_float_array(layer, "x", x, ndim=4)
+    kernel_size = pair(layer, "kernel_size", kernel_size, 1)
+    stride = kernel_size if stride is None else pair(layer, "stride", stride, 1)
+    padding = pair(layer, "padding", padding, 0)
+    for k, p in zip(kernel_size, padding):
+        if p > k // 2:
+            raise ValueError(f"{layer}: expected padding at most half the kernel size ({k // 2}), got {p}")
+    H_out = conv_out_size(layer, x.shape[2], kernel_size[0], stride[0], padding[0], "H")
+    W_out = conv_out_size(layer, x.shape[3], kernel_size[1], stride[1], padding[1], "W")
+    return kernel_size, stride, padding, (H_out, W_out)
+
+
+def check_shuffle_args(layer, x, groups):
+    """Validate a channel shuffle call; return ``groups``."""
+    check_float_array(layer, "x", x, ndim=4)
+    groups = check_int(layer, "groups", groups, 1)
+    check_divisible(layer, "channels", x.shape[1], groups)
+    return groups
+
+
+def check_batchnorm_cache(layer, training, count, x_shape):
+    """Refuse a batch-norm cache whose mode flag disagrees with the statistics it holds.
+
+    ``count`` is the number of values per channel the statistics were taken over: ``N*H*W`` for batch statistics
+    (training mode), 0 for the running statistics (eval mode).
+    """
+    N, C, H, W = x_shape
+    if training is not (count == N * H * W) or count not in (0, N * H * W):
+        raise ValueError(f"{layer}: the cache is inconsistent (training={training!r}, but its statistics were "
+                         f"taken over {count} values per channel of an input of shape {tuple(x_shape)}); pass the "
+                         f"cache of the forward pass unchanged")

@@ -12,6 +12,8 @@ seed always gives the same images.
 
 import numpy as np
 
+from ._checks import check_int
+
 CLASSES = ("disk", "ring", "square", "frame", "diamond", "plus", "cross", "triangle")
 
 
@@ -37,21 +39,36 @@ def make_shapes(n, image_size=32, *, seed=0, noise=0.1, radius=(0.28, 0.45), dty
 
     Parameters
     ----------
-    n : int, number of images (classes are balanced up to rounding and shuffled)
-    image_size : int, side in pixels (at least 32 for ShuffleNet)
+    n : int >= 0, number of images (classes are balanced up to rounding and shuffled; 0 gives empty arrays)
+    image_size : int >= 1, side in pixels (at least 32 for ShuffleNet)
     seed : int
     noise : float, standard deviation of the Gaussian pixel noise (pixel values are in [0, 1] before noise)
-    radius : (low, high), the range of a shape's half-width as a fraction of the image side
+    radius : (low, high), the range of a shape's half-width as a fraction of the image side,
+        ``0 < low <= high <= 0.5`` (a shape must fit inside the image)
 
     Returns
     -------
     x : ndarray, shape (n, 3, image_size, image_size), ``dtype``, roughly zero-mean (0.5 is subtracted)
     y : int64 ndarray, shape (n,), values in ``[0, 8)``
     """
+    n = check_int("make_shapes", "n", n, 0)
+    image_size = check_int("make_shapes", "image_size", image_size, 1)
+    if isinstance(noise, bool) or not isinstance(noise, (int, float, np.integer, np.floating)) \
+            or not np.isfinite(noise) or noise < 0:
+        raise ValueError(f"make_shapes: expected noise to be a finite number >= 0, got {noise!r}")
+    try:
+        low, high = (float(v) for v in radius)
+    except (TypeError, ValueError):
+        raise ValueError(f"make_shapes: expected radius to be a pair (low, high) of numbers, got {radius!r}") \
+            from None
+    if not 0 < low <= high <= 0.5:
+        raise ValueError(f"make_shapes: expected radius (low, high) with 0 < low <= high <= 0.5, got {radius!r}")
+    if not np.issubdtype(np.dtype(dtype), np.floating):
+        raise TypeError(f"make_shapes: expected a float dtype, got {np.dtype(dtype)}")
     rng = np.random.default_rng(seed)
     y = rng.permutation(np.arange(n) % len(CLASSES))
     size = image_size
-    r = rng.uniform(radius[0], radius[1], n) * size                       # shape "radius" in pixels
+    r = rng.uniform(low, high, n) * size                       # shape "radius" in pixels
     cx = rng.uniform(r, size - r)                                         # keep the shape inside the image
     cy = rng.uniform(r, size - r)
     grid = np.arange(size) + 0.5
@@ -72,6 +89,9 @@ def make_shapes(n, image_size=32, *, seed=0, noise=0.1, radius=(0.28, 0.45), dty
 
 def batches(x, y, batch_size, *, rng=None):
     """Yield ``(x_batch, y_batch)`` pairs covering the data once, in a random order when ``rng`` is given."""
+    batch_size = check_int("batches", "batch_size", batch_size, 1)
+    if len(x) != len(y):
+        raise ValueError(f"batches: expected as many labels as images, got {len(x)} images and {len(y)} labels")
     order = np.arange(len(x)) if rng is None else rng.permutation(len(x))
     for start in range(0, len(x), batch_size):
         idx = order[start:start + batch_size]

@@ -29,7 +29,7 @@ windows) is ignored. ``M[o, i]`` says "some pixel of output channel ``o`` depend
 import numpy as np
 
 from ._checks import check_float_array, check_int
-from .fast.shuffle import channel_shuffle_indices
+from .functional.shuffle import channel_shuffle_indices
 from .model import ShuffleUnit
 from .nn import (AvgPool2d, BatchNorm2d, ChannelShuffle, Conv2d, GlobalAvgPool2d, Linear, MaxPool2d, Module,
                  ReLU, Sequential)
@@ -476,14 +476,31 @@ def layers_to_full_mixing(channels, groups, shuffle, max_layers=None):
 # ----------------------------------------------------------------------------------------------------------------
 # paper order and official order of the shuffle
 # ----------------------------------------------------------------------------------------------------------------
+def _check_permutation(caller, name, perm):
+    """Return ``perm`` as an int array after checking it is a 1-D permutation of ``0 .. C-1``."""
+    perm = np.asarray(perm)
+    if perm.dtype == bool or not np.issubdtype(perm.dtype, np.integer):
+        raise TypeError(f"{LAYER}.{caller}: expected {name} to be an array of integers, got dtype {perm.dtype}")
+    if perm.ndim != 1 or not np.array_equal(np.sort(perm), np.arange(perm.size)):
+        raise ValueError(f"{LAYER}.{caller}: expected {name} to be a 1-D permutation of 0..{perm.size - 1} "
+                         f"(each index exactly once), got {perm.tolist()}")
+    return perm
+
+
 def inverse_permutation(perm):
     """The permutation that undoes ``perm``: ``inv[perm[k]] = k``.
 
     Returns
     -------
     ndarray of int, shape (C,)
+
+    Raises
+    ------
+    TypeError, ValueError
+        when ``perm`` is not a 1-D integer permutation of ``0 .. C-1`` (a repeated or missing index has no
+        inverse).
     """
-    perm = np.asarray(perm)
+    perm = _check_permutation("inverse_permutation", "perm", perm)
     inv = np.empty_like(perm)
     inv[perm] = np.arange(perm.size)
     return inv
@@ -498,11 +515,17 @@ def compose_permutations(first, second):
     Returns
     -------
     ndarray of int, shape (C,)
+
+    Raises
+    ------
+    TypeError, ValueError
+        when either argument is not a 1-D integer permutation of ``0 .. C-1``, or their lengths differ.
     """
-    first, second = np.asarray(first), np.asarray(second)
+    first = _check_permutation("compose_permutations", "first", first)
+    second = _check_permutation("compose_permutations", "second", second)
     if first.shape != second.shape:
-        raise ValueError(f"{LAYER}: expected two permutations of the same length, got {first.shape} and "
-                         f"{second.shape}")
+        raise ValueError(f"{LAYER}.compose_permutations: expected two permutations of the same length, got "
+                         f"{first.shape} and {second.shape}")
     return first[second]
 
 

@@ -20,6 +20,10 @@ backward pass in float64, above 1e-3 is a bug. (An element-wise ratio ``|a_i - b
 common, but it blows up at entries that are zero by chance, where both sides are rounding noise.) A gradient
 check also cannot see gradients smaller than its own noise, about ``1e-16 * |f| / h``: keep checked networks
 small and their outputs of order one.
+
+A check must never pass by accident: ``rel_error`` of anything that is not finite (NaN or inf on either side) is
+``inf``, and every verdict built on it (``report``, ``check_module``) fails and says where the non-finite value
+was found.
 """
 
 import numpy as np
@@ -28,14 +32,31 @@ from .nn import BatchNorm2d, Module
 
 
 def rel_error(a, b):
-    """Relative error of two tensors: ``max|a - b| / (max|a| + max|b|)`` (0 when both are zero)."""
+    """Relative error of two tensors: ``max|a - b| / (max|a| + max|b|)`` (0 when both are zero).
+
+    ``inf`` when either tensor holds a NaN or an infinity: a gradient that is not finite is never "close".
+    """
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     if a.shape != b.shape:
         raise ValueError(f"rel_error: expected arrays of one shape, got {a.shape} and {b.shape}")
+    if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))):
+        return float("inf")
     if a.size == 0:
         return 0.0
     scale = np.max(np.abs(a)) + np.max(np.abs(b))
     return float(np.max(np.abs(a - b)) / scale) if scale > 0 else 0.0
+
+
+def _where_not_finite(a):
+    """``None`` when every entry of ``a`` is finite, else a short description of the first bad entry."""
+    a = np.asarray(a)
+    if not np.issubdtype(a.dtype, np.inexact):
+        return None
+    bad = ~np.isfinite(a)
+    if not bad.any():
+        return None
+    first = tuple(int(i) for i in np.argwhere(bad)[0])
+    return f"{int(bad.sum())} non-finite value(s), the first {a[first]} at index {first}"
 
 
 def numeric_gradient(f, x, dout, h=1e-6, *, indices=None):
@@ -47,14 +68,31 @@ def numeric_gradient(f, x, dout, h=1e-6, *, indices=None):
     x : ndarray
         Not modified: ``f`` is called on a private float64 copy.
     dout : ndarray, the upstream gradient (use a random one)
-    h : float, the step
+    h : float, the step, finite and > 0
     indices : sequence of flat indices, optional
         Estimate only these coordinates (for big tensors); the others are left at 0.
 
     Returns
     -------
     grad : float64 ndarray shaped like ``x``
+
+    Raises
+    ------
+    ValueError
+        for a step ``h`` that is not a finite positive number (``h = 0`` would divide 0 by 0), or an ``x`` or
+        ``dout`` holding NaN or inf.
+    TypeError
+        for an ``x`` that is not a float array: ``x + h`` of an integer array cannot hold the step.
     """
+    _check_step("numeric_gradient", h)
+    x_dtype = np.asarray(x).dtype
+    if not np.issubdtype(x_dtype, np.floating):
+        raise TypeError(f"numeric_gradient: expected x to have a float dtype (float64 for a gradient check), "
+                        f"got {x_dtype}")
+    for name, a in (("x", x), ("dout", dout)):
+        where = _where_not_finite(a)
+        if where:
+            raise ValueError(f"numeric_gradient: expected a finite {name}, got {where}")
     xp = np.array(x, dtype=np.float64)                  # private copy: the caller's x is never touched
     dout = np.asarray(dout, dtype=np.float64)
     grad = np.zeros_like(xp)
@@ -72,28 +110,44 @@ def numeric_gradient(f, x, dout, h=1e-6, *, indices=None):
     return grad
 
 
+def _check_step(caller, h):
+    """Refuse a finite-difference step that is not a finite number > 0 (``h = 0`` gives 0 / 0)."""
+    if isinstance(h, bool) or not isinstance(h, (int, float, np.integer, np.floating)) or not np.isfinite(h) \
+            or h <= 0:
+        raise ValueError(f"{caller}: expected h to be a finite number > 0, got {h!r}")
+
+
 class CheckResult:
     """Outcome of one comparison; ``bool(result)`` is whether it passed, ``str(result)`` a readable line.
 
     It passes when the relative error is below ``tol``, or when the two gradients differ by no more than
     ``noise_floor``, the rounding noise of the numeric estimate (a gradient that is zero, or nearly zero, by the
-    network's structure can only be checked that way: its numeric estimate is mostly noise).
+    network's structure can only be checked that way: its numeric estimate is mostly noise). It never passes when
+    either gradient holds a NaN or an infinity; ``problem`` then says which side and where.
     """
 
     def __init__(self, name, analytic, numeric, tol, noise_floor=0.0):
         self.name, self.tol, self.noise_floor = name, tol, noise_floor
         analytic = np.asarray(analytic, dtype=np.float64)
         numeric = np.asarray(numeric, dtype=np.float64)
-        self.max_abs_diff = float(np.max(np.abs(analytic - numeric))) if analytic.size else 0.0
+        problems = [f"{side} gradient: {where}" for side, where in
+                    (("analytic", _where_not_finite(analytic)), ("numeric", _where_not_finite(numeric))) if where]
+        self.problem = "; ".join(problems) or None
         self.max_rel_error = rel_error(analytic, numeric)
-        self.scale = float(np.max(np.abs(numeric))) if numeric.size else 0.0
-        self.within_noise = self.max_abs_diff <= noise_floor
-        self.passed = self.max_rel_error < tol or self.within_noise
+        if self.problem:
+            self.max_abs_diff, self.scale, self.within_noise = float("inf"), float("inf"), False
+        else:
+            self.max_abs_diff = float(np.max(np.abs(analytic - numeric))) if analytic.size else 0.0
+            self.scale = float(np.max(np.abs(numeric))) if numeric.size else 0.0
+            self.within_noise = self.max_abs_diff <= noise_floor
+        self.passed = self.problem is None and (self.max_rel_error < tol or self.within_noise)
 
     def __bool__(self):
         return self.passed
 
     def __str__(self):
+        if self.problem:
+            return f"{self.name:<28s} FAIL ({self.problem})"
         if self.max_rel_error >= self.tol and self.within_noise:
             verdict = f"PASS (within the rounding noise {self.noise_floor:.0e})"
         else:
@@ -147,15 +201,27 @@ def check_module(module, x, *, dout=None, h=1e-6, tol=1e-6, num_samples=None, rn
 
     Returns
     -------
-    list of CheckResult, the first for ``x`` and then one per parameter; all passed iff ``all(results)``.
+    list of CheckResult, the first for ``x`` and then one per parameter; all passed iff ``all(results)``; a
+    gradient holding NaN or inf fails and its line says where.
+
+    Raises
+    ------
+    ValueError
+        when the input, a parameter, the forward output or ``dout`` holds NaN or inf (naming which, and the first
+        bad index), or for a bad step ``h``: nothing can be checked then.
     A gradient that is zero by structure (batch norm's ``beta`` before a convolution and another batch norm in
     training mode: the second one subtracts the shift again) passes when the two sides differ by less than the
     rounding noise ``100 eps * sum|out * dout| / h`` of the numeric estimate, and says so.
     """
     if not isinstance(module, Module):
         raise TypeError(f"check_module: expected a Module, got {type(module).__name__}")
-    if x.dtype != np.float64:
-        raise TypeError(f"check_module: expected a float64 input (gradient checks need float64), got {x.dtype}")
+    if not isinstance(x, np.ndarray) or x.dtype != np.float64:
+        raise TypeError(f"check_module: expected a float64 input (gradient checks need float64), "
+                        f"got {getattr(x, 'dtype', type(x).__name__)}")
+    _check_step("check_module", h)
+    _refuse_not_finite("the input x", x)
+    for name, p in module.named_parameters():
+        _refuse_not_finite(f"parameter {name}", p.data)
     rng = np.random.default_rng(0) if rng is None else rng
     buffers = {name: getattr(m, attr).copy() for name, m, attr in module.named_buffers()}
 
@@ -164,8 +230,10 @@ def check_module(module, x, *, dout=None, h=1e-6, tol=1e-6, num_samples=None, rn
             setattr(m, attr, buffers[name].copy())
 
     out = module.forward(x)
+    _refuse_not_finite("the forward output", out)
     if dout is None:
         dout = rng.standard_normal(out.shape)
+    _refuse_not_finite("dout", dout)
     # Rounding noise of a central difference: the error of sum(out * dout), over h. Each output carries a
     # rounding error of some eps that grows with depth; 100 eps covers networks of tens of layers.
     noise_floor = float(100 * np.finfo(np.float64).eps * np.sum(np.abs(out * dout)) / h)
@@ -198,6 +266,13 @@ def check_module(module, x, *, dout=None, h=1e-6, tol=1e-6, num_samples=None, rn
     module.backward(dout)
     restore_buffers()
     return results
+
+
+def _refuse_not_finite(what, a):
+    where = _where_not_finite(a)
+    if where:
+        raise ValueError(f"check_module: expected {what} to be finite, got {where}; a gradient check of "
+                         f"non-finite values cannot pass")
 
 
 def _compare(name, analytic, numeric, idx, tol, noise_floor, verbose):

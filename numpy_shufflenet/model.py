@@ -9,13 +9,24 @@ middle::
 
 The bottleneck has ``out_channels // 4`` channels. A stride-2 unit concatenates, so its branch produces only
 ``out_channels - in_channels`` channels. There is no ReLU after the depthwise convolution (paper Sec. 3.2).
+
+Two orders of the shuffle (``shuffle_order``):
+
+* ``"paper"`` (the default): after the first 1x1 convolution's ReLU, reshaping the channels to ``(g, C // g)``,
+  transposing and flattening (paper Sec. 3.1), i.e. ``channel_shuffle(x, g)``.
+* ``"official"``: as the authors' released code (megvii-model/ShuffleNet-Series, ``ShuffleNetV1/blocks.py``) does,
+  *after* the depthwise convolution and its BN, reshaping to ``(C // g, g)`` instead, i.e. ``channel_shuffle(x,
+  C // g)``: the inverse permutation of the paper's. Its position alone changes nothing (the depthwise convolution
+  and BN act on each channel alone, so they commute with any permutation of their channels once their own
+  parameters are permuted the same way), but the inverse order sends the channels to different groups of the
+  second 1x1 convolution: a network with its own function, the one the authors' ImageNet weights were trained in.
 """
 
 import numpy as np
 
 from .nn import AvgPool2d, BatchNorm2d, ChannelShuffle, Conv2d, GlobalAvgPool2d, Linear, MaxPool2d, Module, ReLU
 from .nn import Sequential
-from ._checks import check_float_array, check_int
+from ._checks import as_rng, check_float_array, check_int
 
 # Paper Table 1 (1x): output channels of Stages 2, 3, 4 for each number of groups g; Conv1 has 24 channels.
 TABLE1_WIDTHS = {1: (144, 288, 576), 2: (200, 400, 800), 3: (240, 480, 960), 4: (272, 544, 1088),
@@ -31,6 +42,7 @@ OFFICIAL_WIDTHS = {
     (8, 1.5): (24, 576, 1152, 2304), (8, 2.0): (48, 768, 1536, 3072),
 }
 GROUPS = (1, 2, 3, 4, 8)
+SHUFFLE_ORDERS = ("paper", "official")     # where and how a unit shuffles: see the module docstring
 SCALES = (0.25, 0.5, 1.0, 1.5, 2.0)
 
 
@@ -49,12 +61,13 @@ def stage_widths(groups=3, scale=1.0):
           stage3 = 2 * stage2,  stage4 = 2 * stage3          # "the output channels are doubled"
           stem   = round_up(scale * 24, g)                   # the first branch width stage2 - stem divisible by g
 
-      It reproduces every released width except the 1.5x stem (released: 24, rule: 36).
+      It reproduces every released width except the 1.5x stems: released 24 for both g = 3 and g = 8, where
+      the rule gives 36 (g = 3) and 40 (g = 8).
     """
     groups = check_int("ShuffleNet", "groups", groups, 1)
     if groups not in GROUPS:
         raise ValueError(f"ShuffleNet: expected groups in {GROUPS}, got {groups}")
-    if scale not in SCALES:
+    if isinstance(scale, bool) or scale not in SCALES:
         raise ValueError(f"ShuffleNet: expected scale in {SCALES}, got {scale!r}")
     if scale == 1.0:
         return (STEM_1X,) + TABLE1_WIDTHS[groups]
@@ -62,6 +75,14 @@ def stage_widths(groups=3, scale=1.0):
         return OFFICIAL_WIDTHS[(groups, scale)]
     c2 = _round_up(scale * TABLE1_WIDTHS[groups][0], 4 * groups)
     return (_round_up(scale * STEM_1X, groups), c2, 2 * c2, 4 * c2)
+
+
+def _check_widths(widths, groups):
+    """``widths`` as a tuple of four positive ints ``(stem, stage2, stage3, stage4)``."""
+    check_int("ShuffleNet", "groups", groups, 1)
+    if not isinstance(widths, (tuple, list)) or len(widths) != 4:
+        raise ValueError(f"ShuffleNet: expected widths (stem, stage2, stage3, stage4), got {widths!r}")
+    return tuple(check_int("ShuffleNet", "widths", w, 1) for w in widths)
 
 
 class ShuffleUnit(Module):
@@ -80,20 +101,27 @@ class ShuffleUnit(Module):
         channels).
     shuffle : bool
         False drops the channel shuffle (the paper's Table 3 ablation).
+    shuffle_order : "paper" or "official"
+        Where and how the shuffle permutes (module docstring): ``"paper"`` shuffles after relu1 with
+        ``ChannelShuffle(groups)``; ``"official"`` after bn2 with ``ChannelShuffle(mid_channels // groups)``, the
+        authors' released unit.
 
     Shapes: ``(N, in_channels, H, W) -> (N, out_channels, H // stride rounded up, ...)``.
     Children, in forward order: ``branch`` (a ``Sequential`` named conv1, bn1, relu1, shuffle, conv2, bn2,
-    conv3, bn3), ``shortcut`` (``AvgPool2d(3, 2, 1)``, stride 2 only) and ``relu``.
+    conv3, bn3; with ``shuffle_order="official"``: conv1, bn1, relu1, conv2, bn2, shuffle, conv3, bn3),
+    ``shortcut`` (``AvgPool2d(3, 2, 1)``, stride 2 only) and ``relu``.
     """
 
     def __init__(self, in_channels, out_channels, *, groups, stride, grouped_first=True, shuffle=True, rng=None,
-                 dtype=np.float32):
+                 dtype=np.float32, shuffle_order="paper"):
         super().__init__()
         in_channels = check_int("ShuffleUnit", "in_channels", in_channels, 1)
         out_channels = check_int("ShuffleUnit", "out_channels", out_channels, 1)
         groups = check_int("ShuffleUnit", "groups", groups, 1)
         if stride not in (1, 2):
             raise ValueError(f"ShuffleUnit: expected stride 1 or 2, got {stride!r}")
+        if shuffle_order not in SHUFFLE_ORDERS:
+            raise ValueError(f"ShuffleUnit: expected shuffle_order in {SHUFFLE_ORDERS}, got {shuffle_order!r}")
         if stride == 1 and in_channels != out_channels:
             raise ValueError(f"ShuffleUnit: a stride-1 unit adds its input, so it expects in_channels == "
                              f"out_channels, got {in_channels} and {out_channels}")
@@ -110,16 +138,22 @@ class ShuffleUnit(Module):
         self.in_channels, self.out_channels, self.groups, self.stride = in_channels, out_channels, groups, stride
         self.mid_channels, self.branch_channels = mid, branch_out
         self.grouped_first = grouped_first
+        self.shuffle_order = shuffle_order
+        shuffles = shuffle and groups > 1
         layers = {
             "conv1": Conv2d(in_channels, mid, 1, groups=first_groups, rng=rng, dtype=dtype),
             "bn1": BatchNorm2d(mid, dtype=dtype),
             "relu1": ReLU(),
         }
-        if shuffle and groups > 1:
+        if shuffles and shuffle_order == "paper":
             layers["shuffle"] = ChannelShuffle(groups)
         layers.update({
             "conv2": Conv2d(mid, mid, 3, stride=stride, padding=1, groups=mid, rng=rng, dtype=dtype),
             "bn2": BatchNorm2d(mid, dtype=dtype),
+        })
+        if shuffles and shuffle_order == "official":
+            layers["shuffle"] = ChannelShuffle(mid // groups)      # reshape (C // g, g): the inverse order
+        layers.update({
             "conv3": Conv2d(mid, branch_out, 1, groups=groups, rng=rng, dtype=dtype),
             "bn3": BatchNorm2d(branch_out, dtype=dtype),
         })
@@ -182,6 +216,15 @@ class ShuffleNet(Sequential):
     scale : one of 0.25, 0.5, 1.0, 1.5, 2.0 (widths: :func:`stage_widths`)
     num_classes, in_channels : int
     shuffle : bool, False for the no-shuffle ablation of paper Table 3
+    shuffle_order : "paper" (default) or "official"
+        The shuffle of paper Sec. 3.1, or the authors' released one (after the depthwise conv + BN, inverse
+        order; the module docstring says why it is a different network). Loading the authors' ImageNet weights
+        needs "official"; :mod:`numpy_shufflenet.interop` sets it.
+    widths : (stem, stage2, stage3, stage4), optional
+        Channel counts that replace :func:`stage_widths` (``scale`` is then only a label), e.g. those read from
+        a checkpoint; every unit checks that its widths divide by ``groups``.
+    fc_bias : bool
+        A bias in the classifier (the authors' model has none; mmpretrain's head has one).
     rng : numpy.random.Generator, optional, for the initial weights
     dtype : float32 (default) or float64
     zero_init_residual : bool
@@ -194,11 +237,13 @@ class ShuffleNet(Sequential):
     """
 
     def __init__(self, groups=3, scale=1.0, num_classes=1000, in_channels=3, shuffle=True, *, rng=None,
-                 dtype=np.float32, zero_init_residual=False):
-        stem, *widths = stage_widths(groups, scale)
+                 dtype=np.float32, zero_init_residual=False, shuffle_order="paper", widths=None, fc_bias=False):
+        stem, *widths = stage_widths(groups, scale) if widths is None else _check_widths(widths, groups)
+        if shuffle_order not in SHUFFLE_ORDERS:
+            raise ValueError(f"ShuffleNet: expected shuffle_order in {SHUFFLE_ORDERS}, got {shuffle_order!r}")
         num_classes = check_int("ShuffleNet", "num_classes", num_classes, 1)
         in_channels = check_int("ShuffleNet", "in_channels", in_channels, 1)
-        rng = np.random.default_rng() if rng is None else rng
+        rng = as_rng(rng)
         layers = {
             "stem": Sequential({"conv": Conv2d(in_channels, stem, 3, stride=2, padding=1, rng=rng, dtype=dtype),
                                 "bn": BatchNorm2d(stem, dtype=dtype), "relu": ReLU()}),
@@ -210,14 +255,14 @@ class ShuffleNet(Sequential):
             for i in range(repeats):
                 units.append(ShuffleUnit(c_in, c_out, groups=groups, stride=2 if i == 0 else 1,
                                          grouped_first=not (stage == 2 and i == 0), shuffle=shuffle, rng=rng,
-                                         dtype=dtype))
+                                         dtype=dtype, shuffle_order=shuffle_order))
                 c_in = c_out
             layers[f"stage{stage}"] = Sequential(*units)
         layers["pool"] = GlobalAvgPool2d()
         # A classifier that starts near zero (as the authors' N(0, 0.01)): the 16 residual additions leave the
         # pooled features with a standard deviation of several units, and He-scaled logits would start the loss
         # far above log(num_classes).
-        layers["fc"] = Linear(c_in, num_classes, bias=False, rng=rng, dtype=dtype, init_std=0.01)
+        layers["fc"] = Linear(c_in, num_classes, bias=bool(fc_bias), rng=rng, dtype=dtype, init_std=0.01)
         super().__init__(layers)
         if zero_init_residual:
             for stage in (self.stage2, self.stage3, self.stage4):
@@ -225,6 +270,7 @@ class ShuffleNet(Sequential):
                     unit.branch.bn3.weight.data[...] = 0
         self.groups, self.scale, self.num_classes, self.in_channels = groups, scale, num_classes, in_channels
         self.widths = (stem, *widths)
+        self.shuffle_order = shuffle_order
 
     def _check_input_shape(self, shape, shown=None):
         """Check one sample's ``(C, H, W)``; ``shown`` is the shape to quote (the batch's, when there is one)."""
@@ -249,5 +295,6 @@ class ShuffleNet(Sequential):
         return super().shape_trace(input_shape, prefix)
 
     def __repr__(self):
+        order = "" if self.shuffle_order == "paper" else f", shuffle_order={self.shuffle_order!r}"
         return (f"ShuffleNet(groups={self.groups}, scale={self.scale}, num_classes={self.num_classes}, "
-                f"widths={self.widths})")
+                f"widths={self.widths}{order})")

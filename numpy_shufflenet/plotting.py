@@ -4,6 +4,8 @@
 * :func:`plot_connectivity`: connectivity matrices (:mod:`numpy_shufflenet.flow`) as heat maps, side by side.
 * :func:`plot_unit_diagram`: paper Fig. 2 (b) / (c), the block diagram of a :class:`~numpy_shufflenet.model.ShuffleUnit`
   read from its own list of layers.
+* :func:`plot_history`: a training run's loss per step and accuracy per epoch
+  (:func:`~numpy_shufflenet.train.fit`'s history).
 
 Every function returns the ``matplotlib.figure.Figure`` and never calls ``plt.show()``: in a notebook the figure
 shows itself, in a script call ``fig.savefig("name.png")``. Close figures you no longer need with
@@ -18,13 +20,15 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.collections import LineCollection
 from matplotlib.colors import ListedColormap
+from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import FancyBboxPatch, Rectangle
 
 from . import flow
 from .nn import AvgPool2d, BatchNorm2d, ChannelShuffle, Conv2d, MaxPool2d, ReLU
 
-__all__ = ["group_colors", "plot_group_conv_flow", "plot_connectivity", "layer_label", "plot_unit_diagram"]
+__all__ = ["group_colors", "plot_group_conv_flow", "plot_connectivity", "layer_label", "plot_unit_diagram",
+           "plot_history"]
 
 # Red, green, blue as in the paper's Fig. 1, then more distinct colours for more groups.
 GROUP_COLORS = ["#d62728", "#2ca02c", "#1f77b4", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf",
@@ -382,4 +386,29 @@ def plot_unit_diagram(unit, *, figsize=None):
     ax.set_ylim(y_out - 0.5, y_in + 0.5)
     ax.set_axis_off()
     fig.tight_layout()
+    return fig
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# training curves
+# ----------------------------------------------------------------------------------------------------------------
+def plot_history(history, baseline_acc=None):
+    """Loss per step and held-out accuracy per epoch, side by side; returns a matplotlib Figure."""
+    fig = Figure(figsize=(10, 3.6), layout="constrained")
+    ax_loss, ax_acc = fig.subplots(1, 2)
+    steps = np.arange(1, len(history["step_loss"]) + 1)
+    ax_loss.plot(steps, history["step_loss"], lw=0.6, alpha=0.5, label="each step")
+    if len(steps) >= 20:
+        k = max(len(steps) // 50, 5)
+        smooth = np.convolve(history["step_loss"], np.ones(k) / k, mode="valid")
+        ax_loss.plot(steps[k - 1:], smooth, lw=1.8, label=f"mean of {k}")
+    ax_loss.set(xlabel="step", ylabel="training loss", title="Training loss")
+    ax_loss.legend()
+    epochs = [e["epoch"] for e in history["epochs"]]
+    ax_acc.plot(epochs, [e["train_acc"] for e in history["epochs"]], "o-", label="training")
+    ax_acc.plot(epochs, [e["val_acc"] for e in history["epochs"]], "s-", label="held-out")
+    if baseline_acc is not None:
+        ax_acc.axhline(baseline_acc, color="gray", ls="--", label="linear baseline (held-out)")
+    ax_acc.set(xlabel="epoch", ylabel="accuracy", ylim=(0, 1.02), title="Accuracy", xticks=epochs)
+    ax_acc.legend(loc="upper left")
     return fig

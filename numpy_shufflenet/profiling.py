@@ -28,6 +28,7 @@ import time
 import numpy as np
 
 from .counting import layer_macs
+from .functional.depthwise import is_depthwise
 from .functional import softmax_cross_entropy
 from .nn import AvgPool2d, BatchNorm2d, ChannelShuffle, Conv2d, GlobalAvgPool2d, Linear, MaxPool2d, Module, ReLU
 
@@ -49,7 +50,7 @@ def layer_kind(module):
     """
     if isinstance(module, Conv2d):
         g = module.groups
-        if g > 1 and g == module.in_channels == module.out_channels:
+        if is_depthwise(module.in_channels, module.out_channels, g):
             return "depthwise conv"
         if module.kernel_size == (1, 1):
             return "1x1 group conv" if g > 1 else "1x1 conv"

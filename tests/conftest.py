@@ -12,6 +12,8 @@ The worst relative error seen per layer and gradient is printed at the end of th
 """
 
 import dataclasses
+import os
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -154,6 +156,64 @@ def make_layer_case(case_id, rng, dtype=np.float64):
     if case_id == "linear":
         return LayerCase("linear", F.linear_forward, (randn(3, 5), randn(4, 5), randn(4)), {}, F.linear_backward)
     raise KeyError(case_id)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# notebooks, executed once per test session
+# --------------------------------------------------------------------------------------------------------------
+NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
+CELL_TIMEOUT = 600           # seconds per cell before nbclient gives up (a hang, not a budget: nothing is timed)
+
+
+@dataclasses.dataclass
+class ExecutedNotebook:
+    """A notebook after one top-to-bottom run: the executed ``nb`` and the error of the failing cell, if any."""
+
+    path: Path
+    nb: object
+    error: Exception = None
+
+
+def execute_notebook(nb, cwd, timeout=CELL_TIMEOUT):
+    """Run ``nb`` in place with a fresh ``python3`` kernel in ``cwd`` and ``MPLBACKEND=Agg`` (set for the
+    kernel's start and restored afterwards). Raises :class:`nbclient.exceptions.CellExecutionError` at the first
+    failing cell."""
+    import nbclient
+
+    saved = os.environ.get("MPLBACKEND")
+    os.environ["MPLBACKEND"] = "Agg"
+    try:
+        nbclient.NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                                resources={"metadata": {"path": str(cwd)}}).execute()
+    finally:
+        if saved is None:
+            os.environ.pop("MPLBACKEND", None)
+        else:
+            os.environ["MPLBACKEND"] = saved
+
+
+@pytest.fixture(scope="session")
+def executed_notebook():
+    """``executed_notebook(path) -> ExecutedNotebook``: each notebook runs at most once per session, however
+    many tests look at its outputs."""
+    nbformat = pytest.importorskip("nbformat")
+    pytest.importorskip("nbclient")
+    from nbclient.exceptions import CellExecutionError
+
+    runs = {}
+
+    def run(path):
+        path = Path(path)
+        if path not in runs:
+            nb = nbformat.read(path, as_version=4)
+            try:
+                execute_notebook(nb, NOTEBOOK_DIR)
+                runs[path] = ExecutedNotebook(path, nb)
+            except CellExecutionError as err:
+                runs[path] = ExecutedNotebook(path, nb, err)
+        return runs[path]
+
+    return run
 
 
 # --------------------------------------------------------------------------------------------------------------

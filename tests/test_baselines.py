@@ -249,3 +249,17 @@ def test_plain_stack_gradient_vanishes_and_residual_one_does_not():
     assert norms[False][0] < 1e-2 * norms[False][-1]              # plain: vanishes towards the input
     assert norms[True][0] >= norms[True][-1]                      # residual: does not
     assert norms[False][0] < 1e-3 * norms[True][0]
+
+
+def test_shuffle_branch_is_the_branch_of_a_shuffle_unit():
+    branch = shuffle_branch(48, 3, rng=np.random.default_rng(7), dtype=np.float64)
+    unit = ShuffleUnit(48, 48, groups=3, stride=1, rng=np.random.default_rng(7), dtype=np.float64)
+    assert branch.names == unit.branch.names
+    for (name, p), (_, q) in zip(branch.named_parameters(), unit.branch.named_parameters()):
+        np.testing.assert_array_equal(p.data, q.data, err_msg=name)
+
+
+def test_residual_lives_in_nn_and_is_reexported():
+    from numpy_shufflenet import nn
+    from numpy_shufflenet.nn.residual import Residual as FromFile
+    assert Residual is nn.Residual is FromFile

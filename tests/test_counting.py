@@ -102,3 +102,47 @@ def test_bad_input_shape_for_counting():
     with pytest.raises(ValueError, match=r"Conv2d: expected 3 input channels, got input shape \(4, 8, 8\)"):
         count_flops(net, (4, 8, 8))
     np.testing.assert_equal(count_flops(net, (3, 8, 8)), 8 * 36 * 27)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# the name, the arguments, the layers
+# --------------------------------------------------------------------------------------------------------------
+def test_count_multiply_adds_is_count_flops():
+    import numpy_shufflenet
+    from numpy_shufflenet.counting import count_multiply_adds
+    assert count_flops is count_multiply_adds and numpy_shufflenet.count_multiply_adds is count_multiply_adds
+    net = Sequential(Conv2d(3, 8, 3), GlobalAvgPool2d(), Linear(8, 4))
+    assert count_multiply_adds(net, (3, 8, 8), flops_per_mac=2) == 2 * (8 * 36 * 27 + 32)
+
+
+@pytest.mark.parametrize("shape, error, words", [
+    ((3, 8.0, 8), TypeError, r"input_shape to hold integers, got \(3, 8.0, 8\)"),
+    ((3, True, 8), TypeError, "input_shape to hold integers"),
+    ((3, 0, 8), ValueError, r"input_shape to hold positive sizes, got \(3, 0, 8\)"),
+    ((3, -8, 8), ValueError, "positive sizes"),
+    (224, TypeError, "input_shape to be a tuple of positive integers .* got 224"),
+    ("3x224x224", TypeError, "input_shape to be a tuple"),
+])
+def test_count_refuses_bad_input_shapes(shape, error, words):
+    with pytest.raises(error, match=words):
+        count_flops(Sequential(Conv2d(3, 8, 3)), shape)
+
+
+@pytest.mark.parametrize("value, error", [(3, ValueError), (0, ValueError), (2.0, TypeError), ("2", TypeError),
+                                          (True, TypeError)])
+def test_count_refuses_a_bad_flops_per_mac(value, error):
+    with pytest.raises(error, match=f"flops_per_mac.*got {value!r}"):
+        count_flops(Sequential(Conv2d(3, 8, 3)), (3, 8, 8), flops_per_mac=value)
+
+
+def test_numpy_integer_shapes_are_accepted():
+    shape = tuple(np.array([3, 8, 8]))
+    assert count_flops(Sequential(Conv2d(3, 8, 3)), shape) == 8 * 36 * 27
+
+
+def test_count_layers_gives_the_paper_depths():
+    from numpy_shufflenet.baselines import build_shapes_only, mobilenet_v1
+    from numpy_shufflenet.counting import count_layers
+    assert count_layers(build_shapes_only(ShuffleNet, groups=3)) == 50          # paper Sec. 4.3
+    assert count_layers(build_shapes_only(mobilenet_v1, 1.0)) == 28
+    assert count_layers(Sequential(Conv2d(3, 8, 3), ReLU(), BatchNorm2d(8))) == 1

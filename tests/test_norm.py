@@ -65,7 +65,7 @@ def test_eval_gradients_match_numeric(rng, shape):
 def test_training_output_is_normalised_per_channel(rng, shape):
     x, _, _ = make_inputs(rng, shape)
     C = shape[1]
-    out, _ = batchnorm2d_forward(x, np.ones(C), np.zeros(C), eps=0.0)
+    out, _ = batchnorm2d_forward(x, np.ones(C), np.zeros(C), eps=1e-300)
     np.testing.assert_allclose(out.mean(axis=(0, 2, 3)), 0, atol=1e-12)
     np.testing.assert_allclose(out.std(axis=(0, 2, 3)), 1, rtol=1e-12)
 
@@ -109,7 +109,7 @@ def test_golden_forward_uses_biased_variance():
     # gamma = (2, -1), beta = (1, 0.5):
     #          channel 0: 1 + 2 * [-3, -1, 1, 3] / sqrt(5)
     #          channel 1: 0.5 - [-1, -1, 1, 1] = [1.5, 1.5, -0.5, -0.5]
-    out, _ = batchnorm2d_forward(X_GOLDEN, np.array([2.0, -1]), np.array([1.0, 0.5]), eps=0.0)
+    out, _ = batchnorm2d_forward(X_GOLDEN, np.array([2.0, -1]), np.array([1.0, 0.5]), eps=1e-300)
     s5 = np.sqrt(5)
     expected = np.array([[1 - 6 / s5, 1 - 2 / s5, 1 + 2 / s5, 1 + 6 / s5], [1.5, 1.5, -0.5, -0.5]])
     assert_same(out, expected[None, :, None, :])
@@ -143,7 +143,7 @@ def test_golden_eval_is_a_fixed_affine_map():
     # running_mean = (1, 2), running_var = (4, 0.25), eps = 0: channel 0 -> (x - 1) / 2, channel 1 -> (x - 2) / 0.5
     # gamma = 1, beta = 0: channel 0: [0, 0.5, 1, 1.5];  channel 1: [-4, -4, 4, 4]
     out, cache = batchnorm2d_forward(X_GOLDEN, np.ones(2), np.zeros(2), running_mean=np.array([1.0, 2]),
-                                     running_var=np.array([4.0, 0.25]), training=False, eps=0.0)
+                                     running_var=np.array([4.0, 0.25]), training=False, eps=1e-300)
     assert_same(out, np.array([[0, 0.5, 1, 1.5], [-4, -4, 4, 4]])[None, :, None, :])
     dx, _, _ = batchnorm2d_backward(np.ones_like(out), cache)     # dx = dout * gamma / sqrt(var): 0.5 and 2
     assert_same(dx, np.array([[0.5] * 4, [2.0] * 4])[None, :, None, :])

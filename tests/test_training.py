@@ -47,7 +47,7 @@ def test_sgd_matches_torch():
 def test_sgd_rejects_bad_arguments():
     with pytest.raises(TypeError, match=r"SGD: expected Parameters .*got ndarray"):
         SGD([np.zeros(3)])
-    with pytest.raises(ValueError, match=r"SGD: expected lr, momentum, weight_decay >= 0, got -1"):
+    with pytest.raises(ValueError, match=r"SGD: expected lr, momentum, weight_decay >= 0 and finite, got -1"):
         SGD([Parameter(np.zeros(3))], lr=-1)
 
 
@@ -117,14 +117,15 @@ def test_resume_continues_the_same_loss_curve(tmp_path):
 def test_resume_with_corrupt_or_mismatched_files(tmp_path):
     settings = dict(scale=0.25, epochs=1, train_size=64, val_size=32, batch_size=32)
     train_shapes(tmp_path, progress=False, baseline=False, **settings)
-    with pytest.raises(ValueError, match=r"expected stage2.0.branch.conv1.weight of shape"):
+    with pytest.raises(ValueError, match=r"resume: the run in .* was saved with groups=3, scale=0.25, "
+                                         r"shuffle=True, image_size=32; got groups=2"):
         train_shapes(tmp_path, resume=True, progress=False, baseline=False, groups=2)     # another network
     (tmp_path / "weights.npz").write_bytes(b"garbage")
     with pytest.raises(ValueError, match=r"not a .npz"):
-        train_shapes(tmp_path, resume=True, progress=False, baseline=False)
+        train_shapes(tmp_path, resume=True, progress=False, baseline=False, epochs=2)
     (tmp_path / "history.json").write_text("{oops")
     with pytest.raises(ValueError, match=r"history.json is not a training history"):
-        train_shapes(tmp_path, resume=True, progress=False, baseline=False)
+        train_shapes(tmp_path, resume=True, progress=False, baseline=False, epochs=2)
     with pytest.raises(ValueError, match=r"expected history.json in"):
         train_shapes(tmp_path / "nothing", resume=True, progress=False)
 

@@ -1,33 +1,8 @@
 r"""2-D convolution (dense, grouped, 1x1 pointwise group, depthwise): the fast, vectorised version.
 
-The readable loop version of the same maths is :mod:`numpy_shufflenet.functional.conv_naive`; read it first.
-Both compute PyTorch's ``Conv2d`` (a cross-correlation: the kernel is *not* flipped)::
-
-    out[n, f, i, j] = b[f] + sum_{c, p, q} w[f, c, p, q] * x_pad[n, group(f) * C_g + c, i*s + p, j*s + q]
-
-where ``C_g = C_in // groups`` and ``group(f) = f // (C_out // groups)``: output channel ``f`` only sees the
-``C_g`` input channels of its own group.
-
-How the fast version works
---------------------------
-*im2col*: every receptive field is copied into a column, so that the whole convolution becomes one batched
-matrix product per group, ``out[n, g] = W[g] @ cols[n, g]``, computed by BLAS::
-
-    cols : (N, groups, C_g*KH*KW, H_out*W_out)      W : (groups, F_g, C_g*KH*KW)
-
-A 1x1 convolution with stride 1 needs no copy at all (``cols`` is a reshape of ``x``). The backward pass is
-two more matrix products (``dW = dout @ cols^T``, ``dcols = W^T @ dout``) and *col2im*, which adds every column
-back to the pixels it came from with one slice per kernel tap (9 slices for a 3x3 kernel).
-
-Depthwise convolution (``groups == C_in == C_out``) has one input channel per group, so a matrix product would
-be 1x1; instead it is a sum of ``KH*KW`` shifted slices of ``x`` times a per-channel weight.
-
-The plain NCHW versions of both tricks are :func:`im2col` / :func:`col2im` below and, for depthwise::
-
-    for p, q in kernel taps:
-        out += tap(x_pad, p, q) * w[:, 0, p, q][:, None, None]       # (N, C, H_out, W_out) * (C, 1, 1)
-
-What the kernels actually run is the same maths on channels-last memory (:mod:`.layout`), which is 2-20x faster
+The textbook versions of the same maths are :mod:`numpy_shufflenet.functional.conv` (im2col and one matrix
+product per group) and :mod:`numpy_shufflenet.functional.depthwise` (a sum of shifted slices); read those.
+Here the kernels run the same maths on channels-last memory (:mod:`.layout`), which is 2-20x faster
 in NumPy on ShuffleNet's shapes:
 
 * **Matrix form.** The receptive fields form a matrix ``A`` of shape ``(M, C*KH*KW)``, one row per output pixel
@@ -44,74 +19,38 @@ Outputs and gradients of ``x`` come back as NCHW-shaped views of channels-last m
 ``channels_last``); pass them on to the next layer and nothing is copied.
 """
 
-import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
+from typing import NamedTuple
 
-from .._checks import check_cache, check_conv_args, check_dout
+import numpy as np
+
+from .._checks import check_cache, check_conv_args, check_dout, check_shape
+from ..functional.depthwise import is_depthwise
+from ..functional.windows import col2im, pad2d, tap, unpad2d
 from .layout import fold_w, from_nhwc, merge_crop, pad_split, tap_rows, tile_w, to_nhwc
 
 LAYER = "conv2d"
 
 
+class FastConvCache(NamedTuple):
+    kind: str                  # "pointwise" (1x1, stride 1, no padding), "im2col" or "depthwise"
+    saved: object              # pointwise/im2col: the patch matrix A (M, C_in*KH*KW); depthwise: the NHWC phases
+    w: np.ndarray
+    has_bias: bool
+    x_shape: tuple
+    stride: tuple
+    padding: tuple
+    groups: int
+    out_shape: tuple
 
 
-def pad2d(x, padding):
-    """Zero-pad the two spatial axes of an NCHW array by ``padding = (ph, pw)`` on each side (a new array)."""
-    ph, pw = padding
-    if ph == 0 and pw == 0:
-        return x
-    return np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+def is_pointwise(kernel_size, stride, padding):
+    """A 1x1 convolution with stride 1 and no padding: its im2col matrix is the input itself, reshaped."""
+    return tuple(kernel_size) == (1, 1) and tuple(stride) == (1, 1) and tuple(padding) == (0, 0)
 
 
-def tap(x_pad, p, q, stride, out_hw):
-    """The strided slice of ``x_pad`` that kernel tap ``(p, q)`` multiplies: shape ``(N, C, H_out, W_out)``."""
-    (sh, sw), (H_out, W_out) = stride, out_hw
-    return x_pad[:, :, p:p + sh * (H_out - 1) + 1:sh, q:q + sw * (W_out - 1) + 1:sw]
-
-
-def unpad2d(x_pad, padding):
-    """Undo :func:`pad2d` (a view)."""
-    ph, pw = padding
-    H, W = x_pad.shape[2] - 2 * ph, x_pad.shape[3] - 2 * pw
-    return x_pad[:, :, ph:ph + H, pw:pw + W]
-
-
-def im2col(x_pad, kernel_size, stride, out_hw):
-    """Copy every receptive field into a column: ``(N, C, H_pad, W_pad) -> (N, C*KH*KW, H_out*W_out)``.
-
-    The plain, readable NCHW im2col (a reference for the tests; the kernels use :func:`_patch_matrix`).
-
-    Row ``c*KH*KW + p*KW + q`` of the result holds ``x_pad[n, c, i*sh + p, j*sw + q]`` for every output pixel
-    ``(i, j)``, the same order as ``w.reshape(F, -1)``.
-    """
-    (KH, KW), (sh, sw), (H_out, W_out) = kernel_size, stride, out_hw
-    N, C = x_pad.shape[:2]
-    if (KH, KW) == (1, 1):
-        return tap(x_pad, 0, 0, stride, out_hw).reshape(N, C, H_out * W_out)
-    windows = sliding_window_view(x_pad, (KH, KW), axis=(2, 3))[:, :, ::sh, ::sw][:, :, :H_out, :W_out]
-    return windows.transpose(0, 1, 4, 5, 2, 3).reshape(N, C * KH * KW, H_out * W_out)
-
-
-def col2im(dcols, x_pad_shape, kernel_size, stride, out_hw):
-    """Adjoint of :func:`im2col`: add each column entry back onto the pixel it was copied from (reference)."""
-    (KH, KW), (H_out, W_out) = kernel_size, out_hw
-    N, C = x_pad_shape[:2]
-    if (KH, KW) == (1, 1) and tuple(stride) == (1, 1):
-        return dcols.reshape(x_pad_shape)                     # a 1x1 stride-1 im2col was only a reshape
-    dcols = dcols.reshape(N, C, KH, KW, H_out, W_out)
-    dx_pad = np.zeros(x_pad_shape, dtype=dcols.dtype)
-    for p in range(KH):          # a loop over the kernel taps only
-        for q in range(KW):
-            tap(dx_pad, p, q, stride, out_hw)[...] += dcols[:, :, p, q]
-    return dx_pad
-
-
-def _is_depthwise(x, w, groups):
-    return groups == x.shape[1] == w.shape[0] and w.shape[1] == 1
-
-
-def _is_pointwise(w, stride, padding):
-    return w.shape[2:] == (1, 1) and tuple(stride) == (1, 1) and tuple(padding) == (0, 0)
+def _group_slices(groups, F_g, K_g):
+    """``(output columns, input columns)`` of each group's block: one matrix product per group."""
+    return [(slice(g * F_g, (g + 1) * F_g), slice(g * K_g, (g + 1) * K_g)) for g in range(groups)]
 
 
 def _patch_matrix(x, kernel_size, stride, padding, out_hw):
@@ -122,7 +61,7 @@ def _patch_matrix(x, kernel_size, stride, padding, out_hw):
     contiguous plane copy per (channel, tap): the inner copy loop runs along an output row.
     """
     N, C = x.shape[:2]
-    if kernel_size == (1, 1) and tuple(stride) == (1, 1) and tuple(padding) == (0, 0):
+    if is_pointwise(kernel_size, stride, padding):
         return to_nhwc(x).reshape(-1, C)
     (KH, KW), (H_out, W_out) = kernel_size, out_hw
     x_pad = pad2d(x, padding)
@@ -168,45 +107,32 @@ def _depthwise_backward(dyh, phases, w, stride, padding, x_shape_nhwc):
 
 
 def conv2d_forward(x, w, b=None, *, stride=1, padding=0, groups=1):
-    """Convolution forward pass (PyTorch's ``Conv2d``), dense, grouped or depthwise.
-
-    Parameters
-    ----------
-    x : ndarray, shape (N, C_in, H, W)
-    w : ndarray, shape (C_out, C_in // groups, KH, KW)
-    b : ndarray, shape (C_out,), or None
-    stride, padding : int or (int, int)
-        ``padding`` zeros are added on *every* side.
-    groups : int
-        ``C_in`` and ``C_out`` are split into ``groups`` blocks; output block ``k`` sees input block ``k`` only.
-        ``groups=C_in`` with ``C_out == C_in`` is a depthwise convolution.
+    """Convolution forward pass (PyTorch's ``Conv2d``), dense, grouped or depthwise; see
+    :func:`numpy_shufflenet.functional.conv2d_forward` for the arguments.
 
     Returns
     -------
     out : ndarray, shape (N, C_out, H_out, W_out), channels-last in memory
-        ``H_out = (H + 2*padding - KH) // stride + 1`` (likewise ``W_out``).
-    cache : tuple
-        What :func:`conv2d_backward` needs.
+    cache : FastConvCache for :func:`conv2d_backward`
     """
     stride, padding, groups, out_shape = check_conv_args(LAYER, x, w, b, stride, padding, groups)
     N, F, H_out, W_out = out_shape
-    if _is_depthwise(x, w, groups):
+    if is_depthwise(x.shape[1], F, groups):
         out_h, saved = _depthwise_forward(to_nhwc(x), w, stride, padding, (H_out, W_out))
         if b is not None:
             out_h += b
         kind = "depthwise"
     else:
         A = _patch_matrix(x, w.shape[2:], stride, padding, (H_out, W_out))   # (M, C_in*KH*KW)
-        F_g, K_g = F // groups, A.shape[1] // groups
-        w2 = w.reshape(F, K_g)
+        w2 = w.reshape(F, -1)
         out2 = np.empty((A.shape[0], F), dtype=x.dtype)
-        for g in range(groups):                               # one GEMM per group, on column blocks
-            np.matmul(A[:, g * K_g:(g + 1) * K_g], w2[g * F_g:(g + 1) * F_g].T, out=out2[:, g * F_g:(g + 1) * F_g])
+        for fo, ki in _group_slices(groups, F // groups, A.shape[1] // groups):   # column blocks of A and out
+            np.matmul(A[:, ki], w2[fo].T, out=out2[:, fo])
         if b is not None:
             out2 += b
         out_h, saved = out2.reshape(N, H_out, W_out, F), A
-        kind = "pointwise" if _is_pointwise(w, stride, padding) else "im2col"
-    cache = (kind, saved, w, b is not None, x.shape, stride, padding, groups, out_shape)
+        kind = "pointwise" if is_pointwise(w.shape[2:], stride, padding) else "im2col"
+    cache = FastConvCache(kind, saved, w, b is not None, x.shape, stride, padding, groups, out_shape)
     return from_nhwc(out_h), cache
 
 
@@ -220,47 +146,35 @@ def conv2d_backward(dout, cache):
         dA_g    = dout_g @ W_g                    (M, C_g*KH*KW)
         dx      = col2im(dA^T)                    (each tap adds its slice back; for 1x1 dA *is* dx)
 
-    Parameters
-    ----------
-    dout : ndarray, shape (N, C_out, H_out, W_out)
-    cache : tuple from :func:`conv2d_forward`
-
     Returns
     -------
     dx : ndarray, shape (N, C_in, H, W)
     dw : ndarray, shape (C_out, C_in // groups, KH, KW)
     db : ndarray, shape (C_out,), or None when the forward had no bias
     """
-    kind, saved, w, has_bias, x_shape, stride, padding, groups, out_shape = check_cache(LAYER, cache)
+    kind, saved, w, has_bias, x_shape, stride, padding, groups, out_shape = check_cache(LAYER, cache, FastConvCache)
+    check_shape(LAYER, "the cache's w", w, (out_shape[1], x_shape[1] // groups) + w.shape[2:])
     dout = check_dout(LAYER, dout, out_shape, w.dtype)
     N, F, H_out, W_out = out_shape
-    KH, KW = w.shape[2:]
+    C, H, W = x_shape[1:]
     dyh = to_nhwc(dout)
     db = fold_w(dyh.reshape(N * H_out, W_out * F).sum(axis=0), F) if has_bias else None
     if kind == "depthwise":
-        dxh, dw = _depthwise_backward(dyh, saved, w, stride, padding, (N,) + x_shape[2:] + (x_shape[1],))
+        dxh, dw = _depthwise_backward(dyh, saved, w, stride, padding, (N, H, W, C))
         return from_nhwc(dxh), dw, db
     A, dy2 = saved, dyh.reshape(-1, F)
-    F_g, K_g = F // groups, A.shape[1] // groups
-    w2 = w.reshape(F, K_g)
+    w2 = w.reshape(F, -1)
     dw2 = np.empty_like(w2)
-    if kind == "pointwise":
-        dA = np.empty_like(A)                                 # (M, C_in): the NHWC gradient of x itself
-        for g in range(groups):
-            fo, ki = slice(g * F_g, (g + 1) * F_g), slice(g * K_g, (g + 1) * K_g)
-            np.matmul(dy2[:, fo].T, A[:, ki], out=dw2[fo])
-            np.matmul(dy2[:, fo], w2[fo], out=dA[:, ki])
-        return from_nhwc(dA.reshape(N, x_shape[2], x_shape[3], x_shape[1])), dw2.reshape(w.shape), db
-    dcols = np.empty(A.shape[::-1], dtype=w.dtype)           # (C_in*KH*KW, M), i.e. dA^T
-    for g in range(groups):
-        fo, ki = slice(g * F_g, (g + 1) * F_g), slice(g * K_g, (g + 1) * K_g)
+    dA = np.empty_like(A) if kind == "pointwise" else np.empty(A.shape[::-1], dtype=w.dtype)   # dA or dA^T
+    for fo, ki in _group_slices(groups, F // groups, A.shape[1] // groups):
         np.matmul(dy2[:, fo].T, A[:, ki], out=dw2[fo])
-        np.matmul(w2[fo].T, dy2[:, fo].T, out=dcols[ki])
-    dcols = dcols.reshape(x_shape[1], KH, KW, N, H_out, W_out)
-    x_pad_shape = (N, x_shape[1], x_shape[2] + 2 * padding[0], x_shape[3] + 2 * padding[1])
-    dx_pad = np.zeros(x_pad_shape, dtype=w.dtype)
-    for p in range(KH):          # col2im: a loop over the kernel taps only
-        for q in range(KW):
-            tap(dx_pad, p, q, stride, (H_out, W_out))[...] += dcols[:, p, q].transpose(1, 0, 2, 3)
-    dx = np.ascontiguousarray(unpad2d(dx_pad, padding))
+        if kind == "pointwise":
+            np.matmul(dy2[:, fo], w2[fo], out=dA[:, ki])
+        else:
+            np.matmul(w2[fo].T, dy2[:, fo].T, out=dA[ki])
+    if kind == "pointwise":                                  # (M, C_in): the NHWC gradient of x itself
+        return from_nhwc(dA.reshape(N, H, W, C)), dw2.reshape(w.shape), db
+    dcols = dA.reshape(C, -1, N, H_out * W_out).transpose(2, 0, 1, 3)       # (N, C*KH*KW, L), a view
+    x_pad_shape = (N, C, H + 2 * padding[0], W + 2 * padding[1])
+    dx = unpad2d(col2im(dcols, x_pad_shape, w.shape[2:], stride, (H_out, W_out)), padding)
     return dx, dw2.reshape(w.shape), db

@@ -103,10 +103,17 @@ def tap_cols(phases, q, stride, W_out):
     """Column tap ``q`` of every padded row, as an ``(N, H_pad, W_out*C)`` view: padded columns
     ``q, q + sw, ..., q + sw*(W_out - 1)``, which are consecutive columns of phase ``q % sw``."""
     sw = stride[1]
-    ph = phases[q % sw]
-    N, Hp, Wr, C = ph.shape
+    phase = phases[q % sw]
+    N, Hp, Wr, C = phase.shape
     k = q // sw
-    return ph.reshape(N, Hp, Wr * C)[:, :, k * C:(k + W_out) * C]
+    return phase.reshape(N, Hp, Wr * C)[:, :, k * C:(k + W_out) * C]
+
+
+def strided_rows(a, p, stride, H_out):
+    """Rows ``p, p + sh, ..., p + sh*(H_out - 1)`` of an ``(N, H_pad, ...)`` array (a view): the rows that
+    kernel row ``p`` reads for each output row."""
+    sh = stride[0]
+    return a[:, p:p + sh * (H_out - 1) + 1:sh]
 
 
 def tap_rows(phases, p, q, stride, out_hw):
@@ -115,5 +122,5 @@ def tap_rows(phases, p, q, stride, out_hw):
     Rows ``p, p + sh, ...`` of :func:`tap_cols`: the last two axes of the tap merge into one contiguous run of
     ``W_out*C`` numbers, so NumPy's inner loop is long.
     """
-    (sh, sw), (H_out, W_out) = stride, out_hw
-    return tap_cols(phases, q, stride, W_out)[:, p:p + sh * (H_out - 1) + 1:sh]
+    H_out, W_out = out_hw
+    return strided_rows(tap_cols(phases, q, stride, W_out), p, stride, H_out)

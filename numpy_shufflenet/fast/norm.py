@@ -34,12 +34,24 @@ The kernel below computes the same numbers with fewer passes over memory (the la
   ``dx = a*dy + b*x + c`` (derivation in :func:`batchnorm2d_backward`).
 """
 
+from typing import NamedTuple
+
 import numpy as np
 
-from .._checks import check_cache, check_dout, check_float_array, check_shape
+from .._checks import check_batchnorm_args, check_batchnorm_cache, check_cache, check_dout
 from .layout import fold_w, from_nhwc, tile_w, to_nhwc
 
 LAYER = "batchnorm2d"
+
+
+class FastBatchNormCache(NamedTuple):
+    x2: np.ndarray             # (N*H, W*C): the channels-last rows of x
+    mean: np.ndarray           # (C,), the batch mean (training) or running mean (eval)
+    inv_std: np.ndarray        # (C,)
+    gamma: np.ndarray          # (C,)
+    training: bool
+    count: int                 # M = N*H*W values per channel behind the batch statistics; 0 in eval mode
+    x_shape: tuple             # (N, C, H, W)
 
 
 def _rows(x):
@@ -48,12 +60,14 @@ def _rows(x):
     return to_nhwc(x).reshape(N * H, W * C)
 
 
-def _channel_sums(x2, C, y2=None):
-    """Per-channel ``sum(x)`` and ``sum(x * y)`` over the ``(N*H, W*C)`` rows, folded to ``C`` in float64."""
-    y2 = x2 if y2 is None else y2
-    s = fold_w(x2.sum(axis=0, dtype=x2.dtype).astype(np.float64), C)
-    sxy = fold_w(np.einsum("ij,ij->j", x2, y2).astype(np.float64), C)
-    return s, sxy
+def _channel_sum(a2, C):
+    """Per-channel ``sum(a)`` over the ``(N*H, W*C)`` rows, folded to ``C`` in float64."""
+    return fold_w(a2.sum(axis=0, dtype=a2.dtype).astype(np.float64), C)
+
+
+def _channel_dot(a2, b2, C):
+    """Per-channel ``sum(a * b)`` over the ``(N*H, W*C)`` rows (one fused reduction), folded to ``C`` in float64."""
+    return fold_w(np.einsum("ij,ij->j", a2, b2).astype(np.float64), C)
 
 
 def batchnorm2d_forward(x, gamma, beta, *, running_mean=None, running_var=None, training=True, momentum=0.1,
@@ -74,28 +88,18 @@ def batchnorm2d_forward(x, gamma, beta, *, running_mean=None, running_var=None, 
     Returns
     -------
     out : ndarray, shape (N, C, H, W), channels-last in memory
-    cache : tuple for :func:`batchnorm2d_backward`
+    cache : FastBatchNormCache for :func:`batchnorm2d_backward`
     """
-    check_float_array(LAYER, "x", x, ndim=4)
+    momentum, eps = check_batchnorm_args(LAYER, x, gamma, beta, running_mean, running_var, training, momentum, eps)
     N, C, H, W = x.shape
-    for name, v in (("gamma", gamma), ("beta", beta)):
-        check_float_array(LAYER, name, v, ndim=1, dtype=x.dtype)
-        check_shape(LAYER, name, v, (C,))
-    for name, v in (("running_mean", running_mean), ("running_var", running_var)):
-        if v is not None:
-            check_float_array(LAYER, name, v, ndim=1)
-            check_shape(LAYER, name, v, (C,))
     x2 = _rows(x)
     if training:
         M = N * H * W
-        if M < 2:
-            raise ValueError(f"{LAYER}: expected more than 1 value per channel in training mode, "
-                             f"got input of shape {x.shape}")
-        mean = (fold_w(x2.sum(axis=0, dtype=x2.dtype).astype(np.float64), C) / M).astype(x.dtype)
+        mean = (_channel_sum(x2, C) / M).astype(x.dtype)
         # Two passes: the variance of the centred values. (E[x^2] - E[x]^2 in one pass would cancel
         # catastrophically in float32 when a channel's mean is large against its spread.)
         centred = x2 - tile_w(mean, W)
-        var = (fold_w(np.einsum("ij,ij->j", centred, centred).astype(np.float64), C) / M).astype(x.dtype)
+        var = (_channel_dot(centred, centred, C) / M).astype(x.dtype)
         del centred
         if running_mean is not None:
             running_mean *= 1 - momentum
@@ -104,16 +108,13 @@ def batchnorm2d_forward(x, gamma, beta, *, running_mean=None, running_var=None, 
             running_var *= 1 - momentum
             running_var += momentum * var * (M / (M - 1))             # unbiased
     else:
-        if running_mean is None or running_var is None:
-            raise ValueError(f"{LAYER}: eval mode (training=False) expects running_mean and running_var, "
-                             f"got None")
         mean, var = running_mean.astype(x.dtype), running_var.astype(x.dtype)
     inv_std = (1.0 / np.sqrt(var.astype(np.float64) + eps)).astype(x.dtype)
     scale = gamma * inv_std
     shift = beta - mean * scale
     out2 = np.multiply(x2, tile_w(scale, W))
     out2 += tile_w(shift, W)
-    cache = (x2, mean, inv_std, gamma, training, x.shape)
+    cache = FastBatchNormCache(x2, mean, inv_std, gamma, bool(training), N * H * W if training else 0, x.shape)
     return from_nhwc(out2.reshape(N, H, W, C)), cache
 
 
@@ -140,11 +141,12 @@ def batchnorm2d_backward(dout, cache):
     dx : ndarray, shape (N, C, H, W), channels-last in memory
     dgamma, dbeta : ndarray, shape (C,)
     """
-    x2, mean, inv_std, gamma, training, x_shape = check_cache(LAYER, cache)
+    x2, mean, inv_std, gamma, training, count, x_shape = check_cache(LAYER, cache, FastBatchNormCache)
+    check_batchnorm_cache(LAYER, training, count, x_shape)
     N, C, H, W = x_shape
     dout = check_dout(LAYER, dout, x_shape, x2.dtype)
     dy2 = _rows(dout)
-    sdy, sdyx = _channel_sums(dy2, C, x2)
+    sdy, sdyx = _channel_sum(dy2, C), _channel_dot(dy2, x2, C)
     inv64, mean64 = inv_std.astype(np.float64), mean.astype(np.float64)
     dgamma64 = inv64 * (sdyx - mean64 * sdy)
     a = gamma.astype(np.float64) * inv64

@@ -21,29 +21,36 @@ column of each row and the winning row of each window (first maximum wins at bot
 maximum in row-major order, as PyTorch); its backward routes the gradient through the two stages in reverse.
 """
 
+from typing import NamedTuple
+
 import numpy as np
 
-from .layout import from_nhwc, merge_crop, pad_split, tap_cols, to_nhwc
-from .._checks import check_cache, check_dout, check_float_array, conv_out_size, pair
+from .._checks import check_cache, check_dout, check_float_array, check_pool_args
+from ..functional.pool import GlobalPoolCache
+from .layout import from_nhwc, merge_crop, pad_split, strided_rows, tap_cols, to_nhwc
 
 
-def _pool_args(layer, x, kernel_size, stride, padding):
-    check_float_array(layer, "x", x, ndim=4)
-    kernel_size = pair(layer, "kernel_size", kernel_size, 1)
-    stride = kernel_size if stride is None else pair(layer, "stride", stride, 1)
-    padding = pair(layer, "padding", padding, 0)
-    for k, p in zip(kernel_size, padding):
-        if p > k // 2:
-            raise ValueError(f"{layer}: expected padding at most half the kernel size ({k // 2}), got {p}")
-    H_out = conv_out_size(layer, x.shape[2], kernel_size[0], stride[0], padding[0], "H")
-    W_out = conv_out_size(layer, x.shape[3], kernel_size[1], stride[1], padding[1], "W")
-    return kernel_size, stride, padding, (H_out, W_out)
+LAYER_MAX, LAYER_AVG, LAYER_GLOBAL = "max_pool2d", "avg_pool2d", "global_avg_pool2d"
+
+class FastMaxPoolCache(NamedTuple):
+    q_win: np.ndarray          # (N, H_pad, W_out*C): which column tap won each padded row
+    p_win: np.ndarray          # (N, H_out, W_out*C): which row of the window won
+    phase_shapes: list         # shapes of the padded (even/odd split) inputs
+    x_shape: tuple
+    dtype: np.dtype
+    kernel_size: tuple
+    stride: tuple
+    padding: tuple
 
 
-def _window_rows(r, p, stride, H_out):
-    """Rows ``p, p + sh, ...`` (``H_out`` of them) of a row-pooled ``(N, H_pad, W_out*C)`` array (a view)."""
-    sh = stride[0]
-    return r[:, p:p + sh * (H_out - 1) + 1:sh]
+class FastAvgPoolCache(NamedTuple):
+    phase_shapes: list
+    x_shape: tuple
+    dtype: np.dtype
+    kernel_size: tuple
+    stride: tuple
+    padding: tuple
+    out_shape: tuple
 
 
 def _max_and_winner(candidates, idx_dtype):
@@ -73,16 +80,15 @@ def max_pool2d_forward(x, *, kernel_size, stride=None, padding=0):
     out : ndarray, shape (N, C, H_out, W_out), channels-last in memory
     cache : tuple for :func:`max_pool2d_backward` (which column and which row of each window won)
     """
-    layer = "max_pool2d"
-    kernel_size, stride, padding, (H_out, W_out) = _pool_args(layer, x, kernel_size, stride, padding)
+    kernel_size, stride, padding, (H_out, W_out) = check_pool_args(LAYER_MAX, x, kernel_size, stride, padding)
     N, C, H, W = x.shape
     KH, KW = kernel_size
     phases = pad_split(to_nhwc(x), padding, stride, value=-np.inf)      # padding never wins
     idx = np.int8 if max(KH, KW) < 128 else np.int32
     # Stage 1: the max over the KW column taps of every padded row; stage 2: the max over the KH rows of a window.
     r, q_win = _max_and_winner([tap_cols(phases, q, stride, W_out) for q in range(KW)], idx)
-    out, p_win = _max_and_winner([_window_rows(r, p, stride, H_out) for p in range(KH)], idx)
-    cache = (q_win, p_win, [ph.shape for ph in phases], x.shape, x.dtype, kernel_size, stride, padding)
+    out, p_win = _max_and_winner([strided_rows(r, p, stride, H_out) for p in range(KH)], idx)
+    cache = FastMaxPoolCache(q_win, p_win, [p.shape for p in phases], x.shape, x.dtype, kernel_size, stride, padding)
     return from_nhwc(out.reshape(N, H_out, W_out, C)), cache
 
 
@@ -93,14 +99,14 @@ def max_pool2d_backward(dout, cache):
     -------
     dx : ndarray, shape (N, C, H, W), channels-last in memory
     """
-    q_win, p_win, phase_shapes, x_shape, dtype, (KH, KW), stride, padding = check_cache("max_pool2d", cache)
+    q_win, p_win, phase_shapes, x_shape, dtype, (KH, KW), stride, padding = check_cache(LAYER_MAX, cache, FastMaxPoolCache)
     N, C, H, W = x_shape
     H_out, W_out = p_win.shape[1], p_win.shape[2] // C
-    dout = check_dout("max_pool2d", dout, (N, C, H_out, W_out), dtype)
+    dout = check_dout(LAYER_MAX, dout, (N, C, H_out, W_out), dtype)
     dy = to_nhwc(dout).reshape(p_win.shape)
     dr = np.zeros(q_win.shape, dtype=dy.dtype)               # gradient of the row maxima
     for p in range(KH):
-        _window_rows(dr, p, stride, H_out)[...] += dy * (p_win == p)
+        strided_rows(dr, p, stride, H_out)[...] += dy * (p_win == p)
     dphases = [np.zeros(shape, dtype=dy.dtype) for shape in phase_shapes]
     for q in range(KW):
         tap_cols(dphases, q, stride, W_out)[...] += dr * (q_win == q)
@@ -115,19 +121,19 @@ def avg_pool2d_forward(x, *, kernel_size, stride=None, padding=0):
     out : ndarray, shape (N, C, H_out, W_out), channels-last in memory
     cache : tuple for :func:`avg_pool2d_backward`
     """
-    layer = "avg_pool2d"
-    kernel_size, stride, padding, (H_out, W_out) = _pool_args(layer, x, kernel_size, stride, padding)
+    kernel_size, stride, padding, (H_out, W_out) = check_pool_args(LAYER_AVG, x, kernel_size, stride, padding)
     N, C, H, W = x.shape
     KH, KW = kernel_size
     phases = pad_split(to_nhwc(x), padding, stride)
     r = tap_cols(phases, 0, stride, W_out).copy()            # row sums over the KW column taps
     for q in range(1, KW):
         r += tap_cols(phases, q, stride, W_out)
-    out = _window_rows(r, 0, stride, H_out).copy()           # then sums over the KH rows of each window
+    out = strided_rows(r, 0, stride, H_out).copy()           # then sums over the KH rows of each window
     for p in range(1, KH):
-        out += _window_rows(r, p, stride, H_out)
+        out += strided_rows(r, p, stride, H_out)
     out /= KH * KW
-    cache = ([ph.shape for ph in phases], x.shape, x.dtype, kernel_size, stride, padding, (N, C, H_out, W_out))
+    cache = FastAvgPoolCache([p.shape for p in phases], x.shape, x.dtype, kernel_size, stride, padding,
+                             (N, C, H_out, W_out))
     return from_nhwc(out.reshape(N, H_out, W_out, C)), cache
 
 
@@ -138,14 +144,14 @@ def avg_pool2d_backward(dout, cache):
     -------
     dx : ndarray, shape (N, C, H, W), channels-last in memory
     """
-    phase_shapes, x_shape, dtype, (KH, KW), stride, padding, out_shape = check_cache("avg_pool2d", cache)
-    dout = check_dout("avg_pool2d", dout, out_shape, dtype)
+    phase_shapes, x_shape, dtype, (KH, KW), stride, padding, out_shape = check_cache(LAYER_AVG, cache, FastAvgPoolCache)
+    dout = check_dout(LAYER_AVG, dout, out_shape, dtype)
     N, C, H, W = x_shape
     H_out, W_out = out_shape[2:]
     share = to_nhwc(dout).reshape(N, H_out, W_out * C) / (KH * KW)
     dr = np.zeros((N, phase_shapes[0][1], W_out * C), dtype=share.dtype)
     for p in range(KH):
-        _window_rows(dr, p, stride, H_out)[...] += share
+        strided_rows(dr, p, stride, H_out)[...] += share
     dphases = [np.zeros(shape, dtype=share.dtype) for shape in phase_shapes]
     for q in range(KW):
         tap_cols(dphases, q, stride, W_out)[...] += dr
@@ -160,9 +166,9 @@ def global_avg_pool2d_forward(x):
     out : ndarray, shape (N, C)
     cache : the input shape and dtype
     """
-    check_float_array("global_avg_pool2d", "x", x, ndim=4)
+    check_float_array(LAYER_GLOBAL, "x", x, ndim=4)
     N, C, H, W = x.shape
-    return to_nhwc(x).reshape(N, H * W, C).mean(axis=1), (x.shape, x.dtype)   # same sums in either layout
+    return to_nhwc(x).reshape(N, H * W, C).mean(axis=1), GlobalPoolCache(x.shape, x.dtype)   # same sums in either layout
 
 
 def global_avg_pool2d_backward(dout, cache):
@@ -172,8 +178,8 @@ def global_avg_pool2d_backward(dout, cache):
     -------
     dx : ndarray, shape (N, C, H, W)
     """
-    x_shape, dtype = check_cache("global_avg_pool2d", cache)
-    dout = check_dout("global_avg_pool2d", dout, x_shape[:2], dtype)
+    x_shape, dtype = check_cache(LAYER_GLOBAL, cache, GlobalPoolCache)
+    dout = check_dout(LAYER_GLOBAL, dout, x_shape[:2], dtype)
     N, C, H, W = x_shape
     dxh = np.empty((N, H, W, C), dtype=dout.dtype)           # channels-last, like the rest of the network
     dxh[...] = (dout / (H * W))[:, None, None, :]

@@ -12,29 +12,10 @@ shuffle with ``C // groups`` groups.
 
 import numpy as np
 
-from .._checks import check_cache, check_dout, check_float_array, check_int
+from .._checks import check_cache, check_dout, check_shuffle_args
+from ..functional.shuffle import ShuffleCache, channel_shuffle_indices  # noqa: F401  (one definition)
 
 LAYER = "channel_shuffle"
-
-
-def channel_shuffle_indices(channels, groups, order="paper"):
-    """The permutation ``perm`` of a channel shuffle: output channel ``k`` is input channel ``perm[k]``.
-
-    ``order="paper"`` reshapes to ``(groups, n)`` and transposes (the paper's description).
-    ``order="official"`` reshapes to ``(n, groups)`` and transposes, as the authors' released code does; it is
-    the inverse permutation of the paper's, and mixes the groups equally well.
-    """
-    channels = check_int(LAYER, "channels", channels, 1)
-    groups = check_int(LAYER, "groups", groups, 1)
-    if channels % groups:
-        raise ValueError(f"{LAYER}: expected the number of channels to be divisible by groups={groups}, "
-                         f"got {channels} channels")
-    n = channels // groups
-    if order == "paper":
-        return np.arange(channels).reshape(groups, n).T.reshape(-1)
-    if order == "official":
-        return np.arange(channels).reshape(n, groups).T.reshape(-1)
-    raise ValueError(f"{LAYER}: expected order 'paper' or 'official', got {order!r}")
 
 
 def _shuffle(x, groups):
@@ -65,14 +46,10 @@ def channel_shuffle_forward(x, groups):
     -------
     out : ndarray, shape (N, C, H, W), a new array
         ``out[:, k] == x[:, channel_shuffle_indices(C, groups)[k]]``.
-    cache : tuple for :func:`channel_shuffle_backward`
+    cache : ShuffleCache for :func:`channel_shuffle_backward`
     """
-    check_float_array(LAYER, "x", x, ndim=4)
-    groups = check_int(LAYER, "groups", groups, 1)
-    if x.shape[1] % groups:
-        raise ValueError(f"{LAYER}: expected the number of channels to be divisible by groups={groups}, "
-                         f"got x with {x.shape[1]} channels")
-    return _shuffle(x, groups), (groups, x.shape, x.dtype)
+    groups = check_shuffle_args(LAYER, x, groups)
+    return _shuffle(x, groups), ShuffleCache(groups, x.shape, x.dtype)
 
 
 def channel_shuffle_backward(dout, cache):
@@ -82,6 +59,6 @@ def channel_shuffle_backward(dout, cache):
     -------
     dx : ndarray, shape (N, C, H, W)
     """
-    groups, x_shape, dtype = check_cache(LAYER, cache)
+    groups, x_shape, dtype = check_cache(LAYER, cache, ShuffleCache)
     dout = check_dout(LAYER, dout, x_shape, dtype)
     return _shuffle(dout, x_shape[1] // groups)

@@ -1,22 +1,33 @@
-"""Pure NumPy forward/backward pairs: every ``*_forward`` returns ``(out, cache)``, every ``*_backward(dout,
-cache)`` returns the gradients of the forward's array inputs in the forward's argument order.
+"""The textbook: plain NCHW NumPy forward/backward pairs, written to be read.
 
-Arrays are NCHW; weights have PyTorch's shapes; the output dtype is the input dtype; inputs are never modified
-(except batch norm's running buffers, updated in place in training mode as PyTorch does).
+Every ``*_forward`` returns ``(out, cache)``; every ``*_backward(dout, cache)`` returns the gradients of the
+forward's array inputs in the forward's argument order (``None`` where an optional input such as ``b`` was
+``None``). Arrays are NCHW, weights have PyTorch's shapes, the output dtype is the input dtype (float32 or
+float64), and inputs are never modified, except batch norm's running buffers, which training mode updates in
+place as PyTorch does. A cache is a ``NamedTuple`` that says what it holds; it keeps *references* to arrays the
+forward pass read or made (a linear layer's ``x``, a convolution's im2col columns), so do not modify an input in
+place between a forward pass and its backward pass (the ``nn`` modules never do).
+
+A reading order: :mod:`.conv_naive` (convolution as loops), :mod:`.windows` (padding, taps, im2col),
+:mod:`.conv` (dense and group convolution), :mod:`.depthwise`, :mod:`.shuffle`, :mod:`.norm`,
+:mod:`.activation`, :mod:`.pool`, :mod:`.linear`, :mod:`.loss`. The tuned kernels with the same contract are in
+:mod:`numpy_shufflenet.fast`; ``numpy_shufflenet.use_kernels("reference")`` runs the network on this code.
 """
 
 from .activation import relu_backward, relu_forward
-from ..fast.conv import conv2d_backward, conv2d_forward
+from .conv import conv2d_backward, conv2d_forward
 from .conv_naive import conv2d_backward_naive, conv2d_forward_naive
+from .depthwise import depthwise_conv2d_backward, depthwise_conv2d_forward
 from .linear import linear_backward, linear_forward
 from .loss import softmax_cross_entropy
-from ..fast.norm import batchnorm2d_backward, batchnorm2d_forward
-from ..fast.pool import (avg_pool2d_backward, avg_pool2d_forward, global_avg_pool2d_backward, global_avg_pool2d_forward,
+from .norm import batchnorm2d_backward, batchnorm2d_forward
+from .pool import (avg_pool2d_backward, avg_pool2d_forward, global_avg_pool2d_backward, global_avg_pool2d_forward,
                    max_pool2d_backward, max_pool2d_forward)
-from ..fast.shuffle import channel_shuffle_backward, channel_shuffle_forward, channel_shuffle_indices
+from .shuffle import channel_shuffle_backward, channel_shuffle_forward, channel_shuffle_indices
 
 __all__ = [
     "conv2d_forward", "conv2d_backward", "conv2d_forward_naive", "conv2d_backward_naive",
+    "depthwise_conv2d_forward", "depthwise_conv2d_backward",
     "batchnorm2d_forward", "batchnorm2d_backward",
     "channel_shuffle_forward", "channel_shuffle_backward", "channel_shuffle_indices",
     "relu_forward", "relu_backward",

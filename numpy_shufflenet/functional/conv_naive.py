@@ -5,15 +5,28 @@ they agree to 1e-10 in float64), one output number at a time::
 
     out[n, f, i, j] = b[f] + sum_{c, p, q} w[f, c, p, q] * x_pad[n, g*C_g + c, i*s + p, j*s + q]
 
-with ``g = f // F_g`` the group of output channel ``f``. It is several hundred times slower than the
-vectorised version, so use it on tiny inputs only.
+with ``g = f // F_g`` the group of output channel ``f``. It is hundreds of times slower than the
+vectorised versions, so use it on tiny inputs only.
 """
+
+from typing import NamedTuple
 
 import numpy as np
 
 from .._checks import check_cache, check_conv_args, check_dout
 
 LAYER = "conv2d_naive"
+
+
+class NaiveConvCache(NamedTuple):
+    x_pad: np.ndarray          # (N, C_in, H + 2*ph, W + 2*pw)
+    w: np.ndarray
+    has_bias: bool
+    x_shape: tuple
+    stride: tuple
+    padding: tuple
+    groups: int
+    out_shape: tuple
 
 
 def conv2d_forward_naive(x, w, b=None, *, stride=1, padding=0, groups=1):
@@ -35,7 +48,7 @@ def conv2d_forward_naive(x, w, b=None, *, stride=1, padding=0, groups=1):
                     out[n, f, i, j] = np.sum(window * w[f])
             if b is not None:
                 out[n, f] += b[f]
-    cache = (x_pad, w, b is not None, x.shape, stride, padding, groups, out_shape)
+    cache = NaiveConvCache(x_pad, w, b is not None, x.shape, stride, padding, groups, out_shape)
     return out, cache
 
 
@@ -45,7 +58,7 @@ def conv2d_backward_naive(dout, cache):
     Every output number ``out[n, f, i, j]`` was a dot product of ``w[f]`` with one window of ``x_pad``, so it
     sends ``dout[n, f, i, j] * window`` to ``dw[f]`` and ``dout[n, f, i, j] * w[f]`` back to that window.
     """
-    x_pad, w, has_bias, x_shape, stride, padding, groups, out_shape = check_cache(LAYER, cache)
+    x_pad, w, has_bias, x_shape, stride, padding, groups, out_shape = check_cache(LAYER, cache, NaiveConvCache)
     dout = check_dout(LAYER, dout, out_shape, w.dtype)
     N, F, H_out, W_out = out_shape
     _, C_g, KH, KW = w.shape

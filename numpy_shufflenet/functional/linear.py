@@ -1,8 +1,18 @@
 """Fully connected layer (PyTorch's ``Linear``): ``out = x @ w.T + b``."""
 
+from typing import NamedTuple
+
+import numpy as np
+
 from .._checks import check_cache, check_dout, check_float_array, check_shape
 
 LAYER = "linear"
+
+
+class LinearCache(NamedTuple):
+    x: np.ndarray              # (N, F_in)
+    w: np.ndarray              # (F_out, F_in)
+    has_bias: bool
 
 
 def linear_forward(x, w, b=None):
@@ -17,7 +27,7 @@ def linear_forward(x, w, b=None):
     Returns
     -------
     out : ndarray, shape (N, F_out)
-    cache : tuple for :func:`linear_backward`
+    cache : LinearCache for :func:`linear_backward`
     """
     check_float_array(LAYER, "x", x, ndim=2)
     check_float_array(LAYER, "w", w, ndim=2, dtype=x.dtype)
@@ -29,7 +39,7 @@ def linear_forward(x, w, b=None):
         check_float_array(LAYER, "b", b, ndim=1, dtype=x.dtype)
         check_shape(LAYER, "b", b, (w.shape[0],))
         out += b
-    return out, (x, w, b is not None)
+    return out, LinearCache(x, w, b is not None)
 
 
 def linear_backward(dout, cache):
@@ -41,6 +51,6 @@ def linear_backward(dout, cache):
     -------
     dx : (N, F_in), dw : (F_out, F_in), db : (F_out,) or None
     """
-    x, w, has_bias = check_cache(LAYER, cache)
+    x, w, has_bias = check_cache(LAYER, cache, LinearCache)
     dout = check_dout(LAYER, dout, (x.shape[0], w.shape[0]), x.dtype)
     return dout @ w, dout.T @ x, dout.sum(axis=0) if has_bias else None

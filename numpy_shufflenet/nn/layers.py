@@ -16,12 +16,19 @@ Parameters are float32 unless ``dtype`` says otherwise; ``module.to(np.float64)`
 
 import numpy as np
 
-from .._checks import check_int, conv_out_size, pair
+from .._checks import FLOAT_DTYPES, as_rng, check_divisible, check_int, check_number, conv_out_size, pair
 from .module import Module, Parameter, check_input_dtype
 
 
-def _rng(rng):
-    return np.random.default_rng() if rng is None else rng
+def _float_dtype(layer, dtype):
+    """The parameters' dtype: float32 or float64, or a clear TypeError."""
+    try:
+        dtype = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"{layer}: expected dtype float32 or float64, got {dtype!r}") from None
+    if dtype not in FLOAT_DTYPES:
+        raise TypeError(f"{layer}: expected dtype float32 or float64, got {dtype}")
+    return dtype
 
 
 class Conv2d(Module):
@@ -37,12 +44,12 @@ class Conv2d(Module):
         self.stride = pair("Conv2d", "stride", stride, 1)
         self.padding = pair("Conv2d", "padding", padding, 0)
         self.groups = check_int("Conv2d", "groups", groups, 1)
-        for name, c in (("in_channels", in_channels), ("out_channels", out_channels)):
-            if c % groups:
-                raise ValueError(f"Conv2d: {name} must be divisible by groups={groups}, got {name}={c}")
+        check_divisible("Conv2d", "in_channels", self.in_channels, self.groups)
+        check_divisible("Conv2d", "out_channels", self.out_channels, self.groups)
+        dtype = _float_dtype("Conv2d", dtype)
         fan_in = in_channels // groups * self.kernel_size[0] * self.kernel_size[1]
         shape = (out_channels, in_channels // groups) + self.kernel_size
-        self.weight = Parameter((_rng(rng).standard_normal(shape) * np.sqrt(2.0 / fan_in)).astype(dtype))
+        self.weight = Parameter((as_rng(rng).standard_normal(shape) * np.sqrt(2.0 / fan_in)).astype(dtype))
         self.bias = Parameter(np.zeros(out_channels, dtype=dtype)) if bias else None
 
     def forward(self, x):
@@ -84,7 +91,9 @@ class BatchNorm2d(Module):
     def __init__(self, num_features, momentum=0.1, eps=1e-5, *, rng=None, dtype=np.float32):
         super().__init__()
         self.num_features = check_int("BatchNorm2d", "num_features", num_features, 1)
-        self.momentum, self.eps = momentum, eps
+        dtype = _float_dtype("BatchNorm2d", dtype)
+        self.momentum = check_number("BatchNorm2d", "momentum", momentum, 0, 1)
+        self.eps = check_number("BatchNorm2d", "eps", eps, 0, np.inf, low_open=True)
         self.weight = Parameter(np.ones(num_features, dtype=dtype))     # gamma
         self.bias = Parameter(np.zeros(num_features, dtype=dtype))      # beta
         self.running_mean = np.zeros(num_features, dtype=dtype)
@@ -124,9 +133,7 @@ class ChannelShuffle(Module):
         return self._run_backward(dout)
 
     def output_shape(self, input_shape):
-        if input_shape[0] % self.groups:
-            raise ValueError(f"ChannelShuffle: expected channels divisible by groups={self.groups}, "
-                             f"got input shape {input_shape}")
+        check_divisible("ChannelShuffle", "channels", input_shape[0], self.groups)
         return tuple(input_shape)
 
     def extra_repr(self):
@@ -220,8 +227,10 @@ class Linear(Module):
         super().__init__()
         self.in_features = check_int("Linear", "in_features", in_features, 1)
         self.out_features = check_int("Linear", "out_features", out_features, 1)
-        std = np.sqrt(1.0 / in_features) if init_std is None else init_std
-        w = _rng(rng).standard_normal((out_features, in_features)) * std
+        dtype = _float_dtype("Linear", dtype)
+        std = np.sqrt(1.0 / in_features) if init_std is None else check_number("Linear", "init_std", init_std, 0,
+                                                                                 np.inf)
+        w = as_rng(rng).standard_normal((out_features, in_features)) * std
         self.weight = Parameter(w.astype(dtype))
         self.bias = Parameter(np.zeros(out_features, dtype=dtype)) if bias else None
 

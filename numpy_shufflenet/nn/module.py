@@ -158,26 +158,37 @@ class Module:
         return state
 
     def load_state_dict(self, state):
-        """Copy arrays from ``state`` into this module, after checking every name and shape."""
+        """Copy arrays from ``state`` into this module, after checking every name, type, shape and value.
+
+        All or nothing: every entry is checked (a NumPy array, a real float dtype, the module's shape, finite
+        values) before the first one is copied, so a failed load leaves the module as it was.
+        """
+        who = f"{type(self).__name__}.load_state_dict"
+        if not isinstance(state, dict):
+            raise TypeError(f"{who}: expected a dict of name -> array, got {type(state).__name__}")
         own = self.state_dict()
         missing = [k for k in own if k not in state]
         unexpected = [k for k in state if k not in own]
         if missing or unexpected:
-            raise ValueError(f"{type(self).__name__}.load_state_dict: expected exactly the module's entries; "
-                             f"missing {missing}, unexpected {unexpected}")
+            raise ValueError(f"{who}: expected exactly the module's entries; missing {missing}, unexpected "
+                             f"{unexpected}")
         for name, value in state.items():
-            value = np.asarray(value)
+            if not isinstance(value, np.ndarray):
+                hint = " (call .numpy() on a torch tensor)" if hasattr(value, "numpy") else ""
+                raise TypeError(f"{who}: expected {name} to be a NumPy array{hint}, got {type(value).__name__}")
             if value.shape != own[name].shape:
-                raise ValueError(f"{type(self).__name__}.load_state_dict: expected {name} of shape "
-                                 f"{own[name].shape}, got {value.shape}")
-            if not np.issubdtype(value.dtype, np.floating):
-                raise TypeError(f"{type(self).__name__}.load_state_dict: expected {name} to have a float dtype, "
-                                f"got {value.dtype}")
+                raise ValueError(f"{who}: expected {name} of shape {own[name].shape}, got {value.shape}")
+            if value.dtype.kind != "f":
+                raise TypeError(f"{who}: expected {name} to have a real float dtype, got {value.dtype}")
+            if not np.all(np.isfinite(value)):
+                raise ValueError(f"{who}: expected {name} to be finite, got {int(np.sum(~np.isfinite(value)))} "
+                                 f"NaN or inf value(s)")
         params = dict(self.named_parameters())
+        new = {name: state[name].astype(own[name].dtype, copy=True) for name in own}    # every copy made first
         for name, p in params.items():
-            p.data = state[name].astype(p.data.dtype, copy=True)
+            p.data = new[name]
         for full_name, module, name in self.named_buffers():
-            setattr(module, name, state[full_name].astype(getattr(module, name).dtype, copy=True))
+            setattr(module, name, new[full_name])
 
     # -- printing ------------------------------------------------------------------------------------------
     def extra_repr(self):
