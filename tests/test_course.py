@@ -432,3 +432,23 @@ def test_check_training_needs_every_function_and_a_margin(capsys):
         course.check_training(0.3, 0.2, kernels, True)
     assert course.check_training(0.7, 0.2, kernels, False) is None
     assert "still to write sgd_step" in capsys.readouterr().out
+
+
+def _notebook_sources():
+    import json
+    from pathlib import Path
+    for path in sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("*.ipynb")):
+        for cell in json.loads(path.read_text())["cells"]:
+            yield path.name, cell
+
+
+def test_every_check_is_used_by_a_notebook_and_the_finale_collects_every_function():
+    import ast
+    used = {name for _, cell in _notebook_sources() for name in course.__all__
+            if name.startswith("check_") and f"course.{name}(" in "".join(cell["source"])}
+    assert used == {name for name in course.__all__ if name.startswith("check_")}
+    finale = [cell for name, cell in _notebook_sources()
+              if name.startswith("09") and cell["metadata"].get("nbgrader", {}).get("grade_id") == "your_layers"]
+    assert len(finale) == 1
+    defined = [node.name for node in ast.parse("".join(finale[0]["source"])).body if isinstance(node, ast.FunctionDef)]
+    assert sorted(defined) == sorted(course.StudentKernels.NAMES)
