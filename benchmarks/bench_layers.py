@@ -1,10 +1,14 @@
 """Time the layers of ShuffleNet 1x (g = 3) one by one: forward and backward, NumPy (and PyTorch, if installed).
 
     python benchmarks/bench_layers.py [--batch 32] [--repeat 5] [--no-torch] [--stat median|min]
+                                      [--kernels fast|reference] [--threads N]
 
 Every row is one layer at the shape it has inside the network (float32, NCHW): the stem convolution, the max
 pool, and for stages 2, 3 and 4 the two pointwise group convolutions, the channel shuffle, the depthwise 3x3
-convolution, the batch norm, and the 3x3 average pool of the downsampling unit's shortcut. Times are the median
+convolution, the batch norm (alone, and fused with the ReLU that follows it in the unit, as the network runs it
+with the fast kernels), and the 3x3 average pool of the downsampling unit's shortcut. ``--kernels`` picks the
+tuned ``numpy_shufflenet.fast`` kernels (default) or the textbook ``numpy_shufflenet.functional`` ones;
+``--threads`` the number of threads of the fast kernels (default: every core). Times are the median
 of ``--repeat`` runs after one warm-up run (``time.perf_counter``; ``--stat min`` reports the fastest run, which
 is steadier when other processes share the cores). The backward is timed from one forward's cache (PyTorch:
 ``torch.autograd.grad`` on one retained graph). All NumPy rows are timed before all PyTorch rows.
@@ -21,7 +25,10 @@ import time
 
 import numpy as np
 
-from numpy_shufflenet import functional as F
+from numpy_shufflenet import fast, functional
+from numpy_shufflenet.functional import conv2d_backward_naive, conv2d_forward_naive
+
+F = fast                          # the kernel set the rows time (--kernels)
 
 try:
     import torch
@@ -58,18 +65,31 @@ def conv_row(rng, name, N, C, H, F_out, k, stride, padding, groups, use_torch):
     return row
 
 
-def batchnorm_row(rng, name, N, C, H, use_torch):
+def batchnorm_row(rng, name, N, C, H, use_torch, relu=False):
+    """Batch norm, or (``relu``) batch norm + ReLU: one fused kernel with the fast set, two kernels otherwise."""
     x = rng.standard_normal((N, C, H, H), dtype=np.float32)
     gamma, beta = np.ones(C, np.float32), np.zeros(C, np.float32)
     mean, var = np.zeros(C, np.float32), np.ones(C, np.float32)
-    row = Row(name, f"{C}x{H}x{H}",
-              lambda: F.batchnorm2d_forward(x, gamma, beta, running_mean=mean, running_var=var, training=True),
-              F.batchnorm2d_backward)
+    opts = dict(running_mean=mean, running_var=var, training=True)
+    if not relu:
+        forward, backward = lambda: F.batchnorm2d_forward(x, gamma, beta, **opts), F.batchnorm2d_backward
+    elif F is fast:
+        forward, backward = lambda: F.batchnorm2d_relu_forward(x, gamma, beta, **opts), F.batchnorm2d_relu_backward
+    else:
+        def forward():
+            out, bn_cache = F.batchnorm2d_forward(x, gamma, beta, **opts)
+            out, relu_cache = F.relu_forward(out)
+            return out, (bn_cache, relu_cache)
+
+        def backward(dout, cache):
+            return F.batchnorm2d_backward(F.relu_backward(dout, cache[1]), cache[0])
+    row = Row(name, f"{C}x{H}x{H}", forward, backward)
     if use_torch:
         tx = torch.from_numpy(x).requires_grad_()
         tg, tb = torch.from_numpy(gamma).requires_grad_(), torch.from_numpy(beta).requires_grad_()
         tm, tv = torch.zeros(C), torch.ones(C)
-        row.torch_forward = lambda: torch.nn.functional.batch_norm(tx, tm, tv, tg, tb, training=True)
+        t_bn = lambda: torch.nn.functional.batch_norm(tx, tm, tv, tg, tb, training=True)
+        row.torch_forward = (lambda: torch.relu(t_bn())) if relu else t_bn
         row.torch_inputs = (tx, tg, tb)
     return row
 
@@ -107,9 +127,10 @@ def build_rows(N, use_torch, seed=0):
         rows += [
             pool_row(rng, f"s{stage} avg pool 3x3 s2 (shortcut)", "avg", N, C_in, H_in, use_torch),
             conv_row(rng, f"s{stage} gconv 1x1 g3 {C}->{m}", N, C, H, m, 1, 1, 0, GROUPS, use_torch),
-            batchnorm_row(rng, f"s{stage} batch norm", N, m, H, use_torch),
+            batchnorm_row(rng, f"s{stage} batch norm + ReLU", N, m, H, use_torch, relu=True),
             shuffle_row(rng, f"s{stage} channel shuffle g3", N, m, H, use_torch),
             conv_row(rng, f"s{stage} dwconv 3x3", N, m, H, m, 3, 1, 1, m, use_torch),
+            batchnorm_row(rng, f"s{stage} batch norm", N, m, H, use_torch),
             conv_row(rng, f"s{stage} gconv 1x1 g3 {m}->{C}", N, m, H, C, 1, 1, 0, GROUPS, use_torch),
             batchnorm_row(rng, f"s{stage} batch norm", N, C, H, use_torch),
         ]
@@ -200,11 +221,11 @@ def print_naive_speedup(batch, naive_batch, timer, naive_repeat):
             backward(np.ones_like(out), cache)
 
         x = rng.standard_normal((batch, C, 14, 14), dtype=np.float32)
-        fast = timer(lambda: fwd_bwd(F.conv2d_forward, F.conv2d_backward, x)) / batch
+        vectorised = timer(lambda: fwd_bwd(F.conv2d_forward, F.conv2d_backward, x)) / batch
         x_small = x[:naive_batch].copy()
-        loop = timer(lambda: fwd_bwd(F.conv2d_forward_naive, F.conv2d_backward_naive, x_small), warmup=0,
+        loop = timer(lambda: fwd_bwd(conv2d_forward_naive, conv2d_backward_naive, x_small), warmup=0,
                      repeat=naive_repeat) / naive_batch
-        print(f"{name:<28s} {1e3 * fast:11.3f} {1e3 * loop:11.1f} {loop / fast:8.0f}x", flush=True)
+        print(f"{name:<28s} {1e3 * vectorised:11.3f} {1e3 * loop:11.1f} {loop / vectorised:8.0f}x", flush=True)
 
 
 def main(argv=None):
@@ -216,16 +237,22 @@ def main(argv=None):
     parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison")
     parser.add_argument("--stat", choices=["median", "min"], default="median",
                         help="statistic of the timed runs (min is steadier on a busy machine)")
+    parser.add_argument("--kernels", choices=["fast", "reference"], default="fast")
+    parser.add_argument("--threads", type=int, help="threads of the fast kernels (default: every core)")
     args = parser.parse_args(argv)
     timer = Timer(args.repeat, args.stat)
+    global F
+    F = fast if args.kernels == "fast" else functional
+    if args.threads:
+        fast.set_num_threads(args.threads)
 
     use_torch = torch is not None and not args.no_torch
     print(f"ShuffleNet 1x (g=3) layers, batch {args.batch}, float32, NCHW; {args.stat} of {args.repeat} runs after "
-          f"a warm-up; numpy {np.__version__}")
+          f"a warm-up; numpy {np.__version__}; {args.kernels} kernels, {fast.get_num_threads()} thread(s)")
     print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the start (other processes skew the "
           f"timings)")
     if use_torch:
-        torch.set_num_threads(2)
+        torch.set_num_threads(os.cpu_count() or 1)
         print(f"PyTorch {torch.__version__} with {torch.get_num_threads()} threads (autograd for the backward); "
               f"np/pt = NumPy time / PyTorch time")
     else:

@@ -301,9 +301,10 @@ class CeilMaxPool2d(MaxPool2d):
     """
 
     def _extra(self, H, W):
+        """Rows and columns of ``-inf`` to add at the bottom and right so that every output window fits."""
         out_h, out_w = self.output_shape((1, H, W))[1:]
         (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
-        return (out_h - 1) * sh + kh - (H + 2 * ph), (out_w - 1) * sw + kw - (W + 2 * pw)
+        return (max(0, (out_h - 1) * sh + kh - (H + 2 * ph)), max(0, (out_w - 1) * sw + kw - (W + 2 * pw)))
 
     def forward(self, x):
         check_float_array("CeilMaxPool2d", "x", x, ndim=4)
@@ -336,13 +337,21 @@ class CeilMaxPool2d(MaxPool2d):
 # ----------------------------------------------------------------------------------------------------------------
 # building networks without drawing their weights (for counting)
 # ----------------------------------------------------------------------------------------------------------------
-class _NoDraws:
-    """Stands in for a random generator when only the layers' shapes matter: every "draw" is a single zero."""
+class _NoDraws(np.random.Generator):
+    """A random generator whose normal "draws" are a single zero, for when only the layers' shapes matter.
+
+    The layers draw their initial weights with ``rng.standard_normal(shape)``; with this generator that costs
+    nothing, and :func:`_shapes_only` then gives each weight its shape back as a zero-stride view.
+    """
+
+    def __init__(self):
+        super().__init__(np.random.PCG64(0))
 
     def standard_normal(self, *args, **kwargs):
         return np.zeros(())
 
-    normal = standard_normal
+    def normal(self, *args, **kwargs):
+        return np.zeros(())
 
 
 def _shapes_only(model):

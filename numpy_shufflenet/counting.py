@@ -12,8 +12,9 @@ What is counted (this docstring is the one place that says it; :func:`layer_macs
   ShuffleNet V2 from the same code base): "we compute FLOPs of all conv layers and fc layers", and not of batch
   norm, "as they are zero at inference time".
 * With that rule, paper Table 1 matches the convolutions *without* the classifier (``include_fc=False``) for
-  all five ``g``, while the paper's later tables and the released models match convolutions *and* classifier
-  (the default).
+  all five ``g``, while the released models (7 of 8) and the paper's Table 5 (1.5x, 2x) and Table 8 (0.5x, 2x)
+  figures match convolutions *and* classifier (the default). Other figures are round labels (140 for every 1x
+  network, 38 for Table 5's 0.5x g = 4, which counts 40.71 M); :mod:`numpy_shufflenet.report` checks them all.
 
 For a convolution and a fully connected layer::
 

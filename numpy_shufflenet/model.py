@@ -158,6 +158,7 @@ class ShuffleUnit(Module):
             "bn3": BatchNorm2d(branch_out, dtype=dtype),
         })
         self.branch = Sequential(layers)
+        self.branch.bn1.fuse_relu(self.branch.relu1)          # one kernel for both when the fast set runs
         self.shortcut = AvgPool2d(3, stride=2, padding=1) if stride == 2 else None
         self.relu = ReLU()
 
@@ -249,6 +250,7 @@ class ShuffleNet(Sequential):
                                 "bn": BatchNorm2d(stem, dtype=dtype), "relu": ReLU()}),
             "maxpool": MaxPool2d(3, stride=2, padding=1),
         }
+        layers["stem"].bn.fuse_relu(layers["stem"].relu)
         c_in = stem
         for stage, (c_out, repeats) in enumerate(zip(widths, STAGE_REPEATS), start=2):
             units = []
@@ -285,6 +287,19 @@ class ShuffleNet(Sequential):
         check_float_array("ShuffleNet", "x", x, ndim=4)
         self._check_input_shape(x.shape[1:], x.shape)
         return super().forward(x)
+
+    def backward(self, dout, *, input_grad=True):
+        """Backward pass: fills every parameter's ``.grad`` and returns the gradient of the input images.
+
+        ``input_grad=False`` returns None instead: the stem then skips the image gradient, which training never
+        uses (PyTorch skips it too for an input without ``requires_grad``).
+        """
+        flag = self.stem.conv.needs_input_grad
+        self.stem.conv.needs_input_grad = input_grad
+        try:
+            return super().backward(dout)
+        finally:
+            self.stem.conv.needs_input_grad = flag
 
     def output_shape(self, input_shape):
         self._check_input_shape(tuple(input_shape))

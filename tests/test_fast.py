@@ -156,9 +156,7 @@ def test_fast_kernels_pass_a_numeric_gradient_check_alone(name, args, kwargs):
 NAN, INF = np.nan, np.inf
 
 
-@pytest.mark.parametrize("kernels", [functional, pytest.param(fast, marks=pytest.mark.xfail(
-    strict=True, reason="fast max-pool does not yet route NaN and -inf gradients as PyTorch"))],
-    ids=["functional", "fast"])
+@pytest.mark.parametrize("kernels", [functional, fast], ids=["functional", "fast"])
 def test_nan_and_minus_inf_route_gradients_as_pytorch(kernels):
     """Golden values from PyTorch 2.13 (CPU): NaN wins a max-pool window and the *last* NaN (row-major) takes the
     gradient; a window of -inf sends it to its first input, never to the padding; ReLU passes NaN's gradient."""

@@ -12,6 +12,7 @@ def test_table2_complexity_column():
     assert all(rows[1.0, g]["match"] for g in (1, 2, 3, 4, 8))                     # every 1x within 5% of 140
     assert [g for g in (1, 2, 3, 4, 8) if rows[0.5, g]["match"]] == [1, 3]
     assert rows[0.5, 8]["conv_fc"] == 40_469_760 and rows[0.5, 8]["source"] == "released"
+    assert rows[0.5, 4]["conv_fc"] == 40_710_528 and rows[0.5, 4]["widths"][3] == 576   # report.CONVENTION_NOTE
     assert [g for g in (1, 2, 3, 4, 8) if rows[0.25, g]["match"]] == [2, 8]
     assert rows[0.25, 1]["stem12"] == 13_162_320 and rows[0.25, 3]["stem12"] == 13_300_656
     assert rows[0.25, 8]["stem12"] is None                                        # 96 - 12 is not divisible by 8

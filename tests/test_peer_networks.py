@@ -244,3 +244,14 @@ def test_ceil_max_pool_matches_torch(rng):
     x = rng.standard_normal((2, 3, 9, 10))
     expected = torch.nn.functional.max_pool2d(torch.from_numpy(x), 3, stride=2, ceil_mode=True).numpy()
     np.testing.assert_array_equal(CeilMaxPool2d(3, stride=2).forward(x), expected)
+
+
+@pytest.mark.parametrize("size, kernel, stride, padding", [(5, 2, 2, 1), (9, 3, 3, 0), (10, 3, 2, 1)])
+def test_ceil_max_pool_matches_torch_with_padding(size, kernel, stride, padding, rng):
+    torch = pytest.importorskip("torch")
+    x = rng.standard_normal((1, 2, size, size))
+    pool = CeilMaxPool2d(kernel, stride=stride, padding=padding)
+    expected = torch.nn.functional.max_pool2d(torch.from_numpy(x), kernel, stride=stride, padding=padding,
+                                              ceil_mode=True).numpy()
+    np.testing.assert_array_equal(pool.forward(x), expected)
+    assert pool.output_shape(x.shape[1:]) == expected.shape[1:]

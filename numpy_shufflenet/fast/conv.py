@@ -26,7 +26,8 @@ import numpy as np
 from .._checks import check_cache, check_conv_args, check_dout, check_shape
 from ..functional.depthwise import is_depthwise
 from ..functional.windows import col2im, pad2d, tap, unpad2d
-from .layout import fold_w, from_nhwc, merge_crop, pad_split, tap_rows, tile_w, to_nhwc
+from .layout import fold_w, from_nhwc, merge_crop, pad_split, phase_shapes, tap_rows, to_nhwc
+from .threads import parallel_over_batch
 
 LAYER = "conv2d"
 
@@ -72,38 +73,66 @@ def _patch_matrix(x, kernel_size, stride, padding, out_hw):
     return cols.reshape(C * KH * KW, N * H_out * W_out).T
 
 
+def _tiled_taps(w, W_out):
+    """Every tap's depthwise weights tiled over an output row: ``w_taps[p, q] == tile_w(w[:, 0, p, q], W_out)``."""
+    return np.tile(w[:, 0].transpose(1, 2, 0), (1, 1, W_out))          # (KH, KW, W_out*C), one call
+
+
 def _depthwise_forward(xh, w, stride, padding, out_hw):
-    """Depthwise conv on NHWC ``xh``: ``out = sum over taps of tap_rows(p, q) * tile(w[:, 0, p, q], W_out)``."""
+    """Depthwise conv on NHWC ``xh``: ``out = sum over taps of tap_rows(p, q) * tile(w[:, 0, p, q], W_out)``.
+
+    By blocks of images (:mod:`.threads`): a block's padded copy and partial sums stay in the cache.
+    """
     N, C = xh.shape[0], xh.shape[3]
     (KH, KW), (H_out, W_out) = w.shape[2:], out_hw
-    phases = pad_split(xh, padding, stride)                   # one padded (and, for stride 2, split) copy
+    phases = [np.empty(shape, dtype=xh.dtype) for shape in phase_shapes(xh.shape, padding, stride)]
     out = np.empty((N, H_out, W_out * C), dtype=xh.dtype)
-    tmp = np.empty_like(out)
-    for p in range(KH):
-        for q in range(KW):
-            x_tap, w_tap = tap_rows(phases, p, q, stride, out_hw), tile_w(w[:, 0, p, q], W_out)
-            if p == q == 0:
-                np.multiply(x_tap, w_tap, out=out)
-            else:
-                out += np.multiply(x_tap, w_tap, out=tmp)
+    w_taps = _tiled_taps(w, W_out)
+
+    def block(n0, n1):
+        ph = pad_split(xh[n0:n1], padding, stride, out=[a[n0:n1] for a in phases])   # padded (and split) copy
+        o = out[n0:n1]
+        tmp = np.empty_like(o)
+        for p in range(KH):
+            for q in range(KW):
+                x_tap = tap_rows(ph, p, q, stride, out_hw)
+                if p == q == 0:
+                    np.multiply(x_tap, w_taps[p, q], out=o)
+                else:
+                    o += np.multiply(x_tap, w_taps[p, q], out=tmp)
+
+    parallel_over_batch(block, N, sum(a[0].size for a in phases))
     return out.reshape(N, H_out, W_out, C), phases
 
 
 def _depthwise_backward(dyh, phases, w, stride, padding, x_shape_nhwc):
-    """Every tap sends ``dy * w_tap`` back onto the slice it read, and ``sum(dy * slice)`` to its weight."""
+    """Every tap sends ``dy * w_tap`` back onto the slice it read, and ``sum(dy * slice)`` to its weight.
+
+    By blocks of images: each block scatters into its own padded gradient and returns its weight sums, which
+    are added in block order (the same numbers for any number of threads).
+    """
     N, H_out, W_out, C = dyh.shape
     KH, KW = w.shape[2:]
     dy = dyh.reshape(N, H_out, W_out * C)
-    dphases = [np.zeros_like(ph) for ph in phases]
-    dw = np.empty_like(w)
-    tmp = np.empty_like(dy)
-    for p in range(KH):
-        for q in range(KW):
-            x_tap = tap_rows(phases, p, q, stride, (H_out, W_out))
-            dw[:, 0, p, q] = fold_w(np.einsum("nhk,nhk->k", dy, x_tap), C)     # per-column dot products
-            tap_rows(dphases, p, q, stride, (H_out, W_out))[...] += np.multiply(dy, tile_w(w[:, 0, p, q], W_out),
-                                                                                out=tmp)
-    return merge_crop(dphases, padding, stride, x_shape_nhwc), dw
+    dx = np.empty(x_shape_nhwc, dtype=dyh.dtype)
+    w_taps = _tiled_taps(w, W_out)
+
+    def block(n0, n1):
+        ph, dyb = [a[n0:n1] for a in phases], dy[n0:n1]
+        dph = [np.zeros_like(a) for a in ph]
+        tmp = np.empty_like(dyb)
+        dw_cols = np.empty((KH, KW, W_out * C), dtype=np.float64)
+        for p in range(KH):
+            for q in range(KW):
+                dw_cols[p, q] = np.einsum("nhk,nhk->k", dyb, tap_rows(ph, p, q, stride, (H_out, W_out)))
+                tap_rows(dph, p, q, stride, (H_out, W_out))[...] += np.multiply(dyb, w_taps[p, q], out=tmp)
+        merge_crop(dph, padding, stride, dx[n0:n1].shape, out=dx[n0:n1])
+        return dw_cols
+
+    parts = parallel_over_batch(block, N, sum(a[0].size for a in phases))
+    dw_cols = np.sum(parts, axis=0) if len(parts) > 1 else parts[0]             # (KH, KW, W_out*C)
+    dw = dw_cols.reshape(KH, KW, W_out, C).sum(axis=2).transpose(2, 0, 1)[:, None].astype(w.dtype)
+    return dx, dw
 
 
 def conv2d_forward(x, w, b=None, *, stride=1, padding=0, groups=1):
@@ -136,7 +165,7 @@ def conv2d_forward(x, w, b=None, *, stride=1, padding=0, groups=1):
     return from_nhwc(out_h), cache
 
 
-def conv2d_backward(dout, cache):
+def conv2d_backward(dout, cache, *, need_dx=True):
     r"""Convolution backward pass.
 
     With ``A`` the patch matrix of the forward pass (``A = cols^T``) and ``W_g`` one group's weight as a matrix::
@@ -146,9 +175,12 @@ def conv2d_backward(dout, cache):
         dA_g    = dout_g @ W_g                    (M, C_g*KH*KW)
         dx      = col2im(dA^T)                    (each tap adds its slice back; for 1x1 dA *is* dx)
 
+    ``need_dx=False`` skips the gradient of ``x`` (``dx`` is then None): a network's first layer needs none for
+    the image, and for ShuffleNet's stem the skipped matrix product and col2im are most of its backward pass.
+
     Returns
     -------
-    dx : ndarray, shape (N, C_in, H, W)
+    dx : ndarray, shape (N, C_in, H, W), or None when ``need_dx`` is False
     dw : ndarray, shape (C_out, C_in // groups, KH, KW)
     db : ndarray, shape (C_out,), or None when the forward had no bias
     """
@@ -161,10 +193,14 @@ def conv2d_backward(dout, cache):
     db = fold_w(dyh.reshape(N * H_out, W_out * F).sum(axis=0), F) if has_bias else None
     if kind == "depthwise":
         dxh, dw = _depthwise_backward(dyh, saved, w, stride, padding, (N, H, W, C))
-        return from_nhwc(dxh), dw, db
+        return (from_nhwc(dxh) if need_dx else None), dw, db
     A, dy2 = saved, dyh.reshape(-1, F)
     w2 = w.reshape(F, -1)
     dw2 = np.empty_like(w2)
+    if not need_dx:
+        for fo, ki in _group_slices(groups, F // groups, A.shape[1] // groups):
+            np.matmul(dy2[:, fo].T, A[:, ki], out=dw2[fo])
+        return None, dw2.reshape(w.shape), db
     dA = np.empty_like(A) if kind == "pointwise" else np.empty(A.shape[::-1], dtype=w.dtype)   # dA or dA^T
     for fo, ki in _group_slices(groups, F // groups, A.shape[1] // groups):
         np.matmul(dy2[:, fo].T, A[:, ki], out=dw2[fo])

@@ -53,23 +53,25 @@ def fold_w(row_sums, C):
     return row_sums.reshape(-1, C).sum(axis=0)
 
 
-def pad_split(xh, padding, stride, value=0.0):
+def pad_split(xh, padding, stride, value=0.0, out=None):
     """Pad an NHWC array and split its padded columns by phase modulo ``stride``, in one copy.
 
     Returns ``phases``, a list of ``sw`` arrays; ``phases[r][n, i, k, c] == x_pad[n, i, r + k*sw, c]``, where
     ``x_pad`` is ``xh`` padded by ``padding = (ph, pw)`` with ``value`` on every side. With ``sw = 1`` this is
     just the padded array. Kernel tap ``q`` of output column ``j`` reads padded column ``j*sw + q``, which is
     ``phases[q % sw][:, :, j + q // sw]``: a contiguous run over ``j`` (see :func:`tap_rows`).
+    ``out``, when given, is the list of arrays to fill (as :func:`phase_shapes` gives; e.g. one block of
+    images of larger arrays).
     """
     (ph, pw), sw = padding, stride[1]
     N, H, W, C = xh.shape
     Hp, Wp = H + 2 * ph, W + 2 * pw
     phases = []
-    for r in range(sw):
-        width = -(-(Wp - r) // sw)                      # padded columns r, r + sw, ... below Wp
+    for r, shape in enumerate(phase_shapes(xh.shape, padding, stride)):
+        width = shape[2]                                # padded columns r, r + sw, ... below Wp
         k0 = max(0, -(-(pw - r) // sw))                 # first phase column inside the image
         k1 = min(width, (W + pw - r - 1) // sw + 1)     # one past the last one
-        p = np.empty((N, Hp, width, C), dtype=xh.dtype)
+        p = np.empty(shape, dtype=xh.dtype) if out is None else out[r]
         p[:, :ph] = value
         p[:, ph + H:] = value
         p[:, ph:ph + H, :k0] = value
@@ -81,14 +83,21 @@ def pad_split(xh, padding, stride, value=0.0):
     return phases
 
 
-def merge_crop(dphases, padding, stride, x_shape_nhwc):
+def phase_shapes(x_shape_nhwc, padding, stride):
+    """The shapes of the arrays :func:`pad_split` returns for an NHWC array of shape ``x_shape_nhwc``."""
+    (ph, pw), sw = padding, stride[1]
+    N, H, W, C = x_shape_nhwc
+    return [(N, H + 2 * ph, -(-(W + 2 * pw - r) // sw), C) for r in range(sw)]
+
+
+def merge_crop(dphases, padding, stride, x_shape_nhwc, out=None):
     """Adjoint of :func:`pad_split` (for backward passes): re-interleave the phases and drop the padding.
 
-    Returns a new contiguous NHWC array of shape ``x_shape_nhwc``.
+    Returns a new contiguous NHWC array of shape ``x_shape_nhwc`` (or fills ``out``, of that shape).
     """
     (ph, pw), sw = padding, stride[1]
     N, H, W, C = x_shape_nhwc
-    dx = np.empty(x_shape_nhwc, dtype=dphases[0].dtype)
+    dx = np.empty(x_shape_nhwc, dtype=dphases[0].dtype) if out is None else out
     for r, p in enumerate(dphases):
         width = p.shape[2]
         k0 = max(0, -(-(pw - r) // sw))

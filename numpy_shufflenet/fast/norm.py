@@ -32,6 +32,13 @@ The kernel below computes the same numbers with fewer passes over memory (the la
   ``shift = beta - mean * scale``, both tiled over W so the inner loop runs over whole rows.
 * **A compact backward** that does not store ``xhat``: ``dx`` is affine in ``dy`` and ``x`` per channel,
   ``dx = a*dy + b*x + c`` (derivation in :func:`batchnorm2d_backward`).
+* **Blocks of images** (:mod:`.threads`): every pass works on a few images at a time, whose rows stay in the
+  cache, and the blocks run on several threads. Statistics are first taken per block and column (sum and the
+  centred sum of squares around the block's own mean, in one visit of the block), then combined in float64 in
+  block order (Chan et al.'s pairwise formula ``M2 = sum_b M2_b + sum_b n_b (mean_b - mean)^2``), so the
+  variance still comes from centred values and does not depend on the number of threads.
+* **Batch norm followed by ReLU** (:func:`batchnorm2d_relu_forward`) in the same passes: forward clamps the
+  output in place and keeps the ReLU mask; backward applies the mask while it takes the sums.
 """
 
 from typing import NamedTuple
@@ -39,9 +46,10 @@ from typing import NamedTuple
 import numpy as np
 
 from .._checks import check_batchnorm_args, check_batchnorm_cache, check_cache, check_dout
-from .layout import fold_w, from_nhwc, tile_w, to_nhwc
+from .layout import from_nhwc, tile_w, to_nhwc
+from .threads import parallel_over_batch
 
-LAYER = "batchnorm2d"
+LAYER, LAYER_RELU = "batchnorm2d", "batchnorm2d_relu"
 
 
 class FastBatchNormCache(NamedTuple):
@@ -54,20 +62,126 @@ class FastBatchNormCache(NamedTuple):
     x_shape: tuple             # (N, C, H, W)
 
 
+class FastBatchNormReluCache(NamedTuple):
+    bn: FastBatchNormCache
+    passes: np.ndarray         # bool (N*H, W*C): where the ReLU lets the gradient through (not out <= 0)
+
+
 def _rows(x):
     """The ``(N*H, W*C)`` channels-last view (a copy only when ``x`` is not channels-last already)."""
     N, C, H, W = x.shape
     return to_nhwc(x).reshape(N * H, W * C)
 
 
-def _channel_sum(a2, C):
-    """Per-channel ``sum(a)`` over the ``(N*H, W*C)`` rows, folded to ``C`` in float64."""
-    return fold_w(a2.sum(axis=0, dtype=a2.dtype).astype(np.float64), C)
+def _batch_stats(x2, N, C):
+    """Per-channel mean and biased variance of the ``(N*H, W*C)`` rows, in float64.
+
+    Each block of images gives, per column, its sum and its sum of squares around its own column mean; the
+    blocks and the W columns of each channel are then combined with ``M2 = sum M2_j + sum n_j (mean_j - mean)^2``.
+    """
+    H = x2.shape[0] // N
+    M = x2.shape[0] * x2.shape[1] // C
+
+    def block(n0, n1):
+        xb = x2[n0 * H:n1 * H]
+        s = xb.sum(axis=0, dtype=xb.dtype)
+        centred = xb - s / np.asarray(xb.shape[0], dtype=xb.dtype)
+        return s.astype(np.float64), np.einsum("ij,ij->j", centred, centred).astype(np.float64), xb.shape[0]
+
+    parts = parallel_over_batch(block, N, x2.shape[1] * H)
+    sums = np.stack([s for s, _, _ in parts]).reshape(len(parts), -1, C)       # (blocks, W, C)
+    m2s = np.stack([m for _, m, _ in parts]).reshape(len(parts), -1, C)
+    counts = np.array([n for _, _, n in parts], dtype=np.float64)[:, None, None]
+    mean = sums.sum(axis=(0, 1)) / M
+    var = (m2s.sum(axis=(0, 1)) + (counts * (sums / counts - mean) ** 2).sum(axis=(0, 1))) / M
+    return mean, var
 
 
-def _channel_dot(a2, b2, C):
-    """Per-channel ``sum(a * b)`` over the ``(N*H, W*C)`` rows (one fused reduction), folded to ``C`` in float64."""
-    return fold_w(np.einsum("ij,ij->j", a2, b2).astype(np.float64), C)
+def _normalise(x2, N, C, scale, shift, relu):
+    """``out = x * scale + shift`` per channel (then ``max(out, 0)`` and its mask when ``relu``), by blocks."""
+    H, W = x2.shape[0] // N, x2.shape[1] // C
+    out2 = np.empty_like(x2)
+    passes = np.empty(x2.shape, dtype=bool) if relu else None
+    scale_t, shift_t = tile_w(scale, W), tile_w(shift, W)
+
+    def block(n0, n1):
+        rows = slice(n0 * H, n1 * H)
+        ob = np.multiply(x2[rows], scale_t, out=out2[rows])
+        ob += shift_t
+        if relu:
+            # The ReLU's gradient passes where not (out <= 0): also at NaN, as PyTorch's ReLU backward does.
+            np.logical_not(np.less_equal(ob, 0, out=passes[rows]), out=passes[rows])
+            np.maximum(ob, 0, out=ob)
+
+    parallel_over_batch(block, N, x2.shape[1] * H)
+    return out2, passes
+
+
+def _forward(layer, x, gamma, beta, running_mean, running_var, training, momentum, eps, relu):
+    momentum, eps = check_batchnorm_args(layer, x, gamma, beta, running_mean, running_var, training, momentum, eps)
+    N, C, H, W = x.shape
+    x2 = _rows(x)
+    if training:
+        M = N * H * W
+        mean64, var64 = _batch_stats(x2, N, C)
+        mean, var = mean64.astype(x.dtype), var64.astype(x.dtype)
+        if running_mean is not None:
+            running_mean *= 1 - momentum
+            running_mean += momentum * mean
+        if running_var is not None:
+            running_var *= 1 - momentum
+            running_var += momentum * var * (M / (M - 1))             # unbiased
+    else:
+        mean, var = running_mean.astype(x.dtype), running_var.astype(x.dtype)
+    inv_std = (1.0 / np.sqrt(var.astype(np.float64) + eps)).astype(x.dtype)
+    scale = gamma * inv_std
+    shift = beta - mean * scale
+    out2, passes = _normalise(x2, N, C, scale, shift, relu)
+    cache = FastBatchNormCache(x2, mean, inv_std, gamma, bool(training), N * H * W if training else 0, x.shape)
+    return from_nhwc(out2.reshape(N, H, W, C)), (cache if not relu else FastBatchNormReluCache(cache, passes))
+
+
+def _backward(layer, dout, cache, passes=None):
+    x2, mean, inv_std, gamma, training, count, x_shape = cache
+    check_batchnorm_cache(layer, training, count, x_shape)
+    N, C, H, W = x_shape
+    dout = check_dout(layer, dout, x_shape, x2.dtype)
+    dy2 = _rows(dout)
+    dx2 = np.empty_like(x2)
+    per_image = x2.shape[1] * H
+
+    # Pass 1: the ReLU's mask (when fused), then sum(dy) and sum(dy * x) per block and column.
+    def sums(n0, n1):
+        rows = slice(n0 * H, n1 * H)
+        g = dy2[rows] if passes is None else np.multiply(dy2[rows], passes[rows], out=dx2[rows])
+        return (g.sum(axis=0, dtype=g.dtype).astype(np.float64),
+                np.einsum("ij,ij->j", g, x2[rows]).astype(np.float64))
+
+    parts = parallel_over_batch(sums, N, per_image)
+    sdy = np.stack([s for s, _ in parts]).reshape(-1, C).sum(axis=0)
+    sdyx = np.stack([s for _, s in parts]).reshape(-1, C).sum(axis=0)
+    inv64, mean64 = inv_std.astype(np.float64), mean.astype(np.float64)
+    dgamma64 = inv64 * (sdyx - mean64 * sdy)
+    a = gamma.astype(np.float64) * inv64
+    a_t = tile_w(a.astype(x2.dtype), W)
+    if training:
+        M = N * H * W
+        b = -a * inv64 * dgamma64 / M
+        c = -a * sdy / M - b * mean64
+        b_t, c_t = tile_w(b.astype(x2.dtype), W), tile_w(c.astype(x2.dtype), W)
+
+    # Pass 2: dx = a * dy + b * x + c (training) or a * dy (eval), written over the masked dy of pass 1.
+    def dx_block(n0, n1):
+        rows = slice(n0 * H, n1 * H)
+        g = dy2[rows] if passes is None else dx2[rows]
+        db = np.multiply(g, a_t, out=dx2[rows])
+        if training:
+            db += np.multiply(x2[rows], b_t)
+            db += c_t
+
+    parallel_over_batch(dx_block, N, per_image)
+    dx = from_nhwc(dx2.reshape(N, H, W, C))
+    return dx, dgamma64.astype(x2.dtype), sdy.astype(x2.dtype)
 
 
 def batchnorm2d_forward(x, gamma, beta, *, running_mean=None, running_var=None, training=True, momentum=0.1,
@@ -90,32 +204,7 @@ def batchnorm2d_forward(x, gamma, beta, *, running_mean=None, running_var=None, 
     out : ndarray, shape (N, C, H, W), channels-last in memory
     cache : FastBatchNormCache for :func:`batchnorm2d_backward`
     """
-    momentum, eps = check_batchnorm_args(LAYER, x, gamma, beta, running_mean, running_var, training, momentum, eps)
-    N, C, H, W = x.shape
-    x2 = _rows(x)
-    if training:
-        M = N * H * W
-        mean = (_channel_sum(x2, C) / M).astype(x.dtype)
-        # Two passes: the variance of the centred values. (E[x^2] - E[x]^2 in one pass would cancel
-        # catastrophically in float32 when a channel's mean is large against its spread.)
-        centred = x2 - tile_w(mean, W)
-        var = (_channel_dot(centred, centred, C) / M).astype(x.dtype)
-        del centred
-        if running_mean is not None:
-            running_mean *= 1 - momentum
-            running_mean += momentum * mean
-        if running_var is not None:
-            running_var *= 1 - momentum
-            running_var += momentum * var * (M / (M - 1))             # unbiased
-    else:
-        mean, var = running_mean.astype(x.dtype), running_var.astype(x.dtype)
-    inv_std = (1.0 / np.sqrt(var.astype(np.float64) + eps)).astype(x.dtype)
-    scale = gamma * inv_std
-    shift = beta - mean * scale
-    out2 = np.multiply(x2, tile_w(scale, W))
-    out2 += tile_w(shift, W)
-    cache = FastBatchNormCache(x2, mean, inv_std, gamma, bool(training), N * H * W if training else 0, x.shape)
-    return from_nhwc(out2.reshape(N, H, W, C)), cache
+    return _forward(LAYER, x, gamma, beta, running_mean, running_var, training, momentum, eps, relu=False)
 
 
 def batchnorm2d_backward(dout, cache):
@@ -141,21 +230,25 @@ def batchnorm2d_backward(dout, cache):
     dx : ndarray, shape (N, C, H, W), channels-last in memory
     dgamma, dbeta : ndarray, shape (C,)
     """
-    x2, mean, inv_std, gamma, training, count, x_shape = check_cache(LAYER, cache, FastBatchNormCache)
-    check_batchnorm_cache(LAYER, training, count, x_shape)
-    N, C, H, W = x_shape
-    dout = check_dout(LAYER, dout, x_shape, x2.dtype)
-    dy2 = _rows(dout)
-    sdy, sdyx = _channel_sum(dy2, C), _channel_dot(dy2, x2, C)
-    inv64, mean64 = inv_std.astype(np.float64), mean.astype(np.float64)
-    dgamma64 = inv64 * (sdyx - mean64 * sdy)
-    a = gamma.astype(np.float64) * inv64
-    dx2 = np.multiply(dy2, tile_w(a.astype(x2.dtype), W))
-    if training:
-        M = N * H * W
-        b = -a * inv64 * dgamma64 / M
-        c = -a * sdy / M - b * mean64
-        dx2 += np.multiply(x2, tile_w(b.astype(x2.dtype), W))
-        dx2 += tile_w(c.astype(x2.dtype), W)
-    dx = from_nhwc(dx2.reshape(N, H, W, C))
-    return dx, dgamma64.astype(x2.dtype), sdy.astype(x2.dtype)
+    return _backward(LAYER, dout, check_cache(LAYER, cache, FastBatchNormCache))
+
+
+def batchnorm2d_relu_forward(x, gamma, beta, *, running_mean=None, running_var=None, training=True,
+                             momentum=0.1, eps=1e-5):
+    """Batch norm then ReLU in one kernel: ``relu(batchnorm2d(x))``, the same numbers as the two layers.
+
+    Same arguments as :func:`batchnorm2d_forward`. The ReLU costs no extra pass over memory: the batch-norm
+    output is clamped while it is still in the cache, and its mask is kept for the backward pass.
+    """
+    return _forward(LAYER_RELU, x, gamma, beta, running_mean, running_var, training, momentum, eps,
+                    relu=True)
+
+
+def batchnorm2d_relu_backward(dout, cache):
+    """Backward pass of :func:`batchnorm2d_relu_forward`: ``(dx, dgamma, dbeta)``.
+
+    The ReLU's mask multiplies ``dout`` (PyTorch's rule: the gradient passes where the output is not ``<= 0``)
+    in the same pass that takes the sums of the batch-norm backward.
+    """
+    bn, passes = check_cache(LAYER_RELU, cache, FastBatchNormReluCache)
+    return _backward(LAYER_RELU, dout, bn, passes)

@@ -5,7 +5,8 @@ A ``KH x KW`` window slides with ``stride`` over the input padded by ``padding``
 round down, ``H_out = (H + 2*padding - KH) // stride + 1``. As in PyTorch:
 
 * max pooling pads with ``-inf`` (padding never wins) and, on ties, routes the gradient to the first maximum
-  in the window (row-major order);
+  in the window (row-major order); NaN counts as the maximum (it propagates) and, among several NaNs, the last
+  one takes the gradient; a window whose inputs are all ``-inf`` sends its gradient to its first input;
 * average pooling pads with zeros and always divides by ``KH*KW`` (``count_include_pad=True``), so a window that
   overlaps the padding averages in zeros;
 * ``padding`` may be at most half the kernel size.
@@ -18,7 +19,9 @@ The kernels here do the same on channels-last memory (:mod:`.layout`) and **sepa
 taps of every padded row (columns ``q, q+s, ...``, contiguous after splitting even and odd columns), then over
 the ``KH`` rows of each window: ``KH + KW`` passes instead of ``KH * KW``. Max pooling remembers the winning
 column of each row and the winning row of each window (first maximum wins at both stages, which picks the first
-maximum in row-major order, as PyTorch); its backward routes the gradient through the two stages in reverse.
+maximum in row-major order, as PyTorch; and the last NaN wins at both stages, which picks the last NaN in
+row-major order, as PyTorch); its backward routes the gradient through the two stages in reverse. The work goes
+by blocks of images (:mod:`.threads`), each block's padded copy and row maxima staying in the cache.
 """
 
 from typing import NamedTuple
@@ -27,7 +30,8 @@ import numpy as np
 
 from .._checks import check_cache, check_dout, check_float_array, check_pool_args
 from ..functional.pool import GlobalPoolCache
-from .layout import from_nhwc, merge_crop, pad_split, strided_rows, tap_cols, to_nhwc
+from .layout import from_nhwc, merge_crop, pad_split, phase_shapes, strided_rows, tap_cols, to_nhwc
+from .threads import parallel_over_batch
 
 
 LAYER_MAX, LAYER_AVG, LAYER_GLOBAL = "max_pool2d", "avg_pool2d", "global_avg_pool2d"
@@ -53,18 +57,33 @@ class FastAvgPoolCache(NamedTuple):
     out_shape: tuple
 
 
-def _max_and_winner(candidates, idx_dtype):
-    """Element-wise maximum of equally shaped arrays, and the index of the array that won.
+def _max_and_winner(candidates, best, winner):
+    """Element-wise maximum of equally shaped arrays into ``best``, and into ``winner`` the index of the array
+    that won.
 
-    Ties go to the *first* maximum, as in PyTorch: a later candidate takes over only when strictly greater, and
-    since candidates come in increasing index, ``max(winner, (cand > best) * k)`` is the new winner.
+    As PyTorch: a NaN wins over any number (and propagates), a later NaN over an earlier one; otherwise ties go
+    to the *first* maximum. A later candidate takes over only when it is strictly greater or NaN, and since
+    candidates come in increasing index, ``max(winner, takes_over * k)`` is the new winner.
     """
-    best = candidates[0].copy()
-    winner = np.zeros(best.shape, dtype=idx_dtype)
+    best[...] = candidates[0]
+    winner[...] = 0
+    takes_over = np.empty(best.shape, dtype=bool)
     for k, cand in enumerate(candidates[1:], start=1):
-        np.maximum(winner, np.multiply(cand > best, k, dtype=idx_dtype), out=winner)
-        np.maximum(best, cand, out=best)
+        np.greater(cand, best, out=takes_over)
+        takes_over |= np.isnan(cand)
+        np.maximum(winner, np.multiply(takes_over, k, dtype=winner.dtype), out=winner)
+        np.maximum(best, cand, out=best)                       # NaN propagates
     return best, winner
+
+
+def _first_inside_if_all_minus_inf(best, winner, pad, step, width, axis):
+    """Where a window holds only ``-inf``, let its first tap inside the image win (PyTorch never routes a gradient
+    into the padding). Only the first windows along ``axis`` can start in the padding: window ``j`` starts
+    ``pad - j*step`` taps before the image. ``width``: numbers per window along ``axis`` (C for columns)."""
+    for j in range(-(-pad // step)):
+        first_inside = pad - j * step
+        at = (slice(None),) * axis + (slice(j * width, (j + 1) * width) if axis == 2 else j,)
+        winner[at] += np.multiply(best[at] == -np.inf, first_inside, dtype=winner.dtype)
 
 
 def max_pool2d_forward(x, *, kernel_size, stride=None, padding=0):
@@ -83,12 +102,24 @@ def max_pool2d_forward(x, *, kernel_size, stride=None, padding=0):
     kernel_size, stride, padding, (H_out, W_out) = check_pool_args(LAYER_MAX, x, kernel_size, stride, padding)
     N, C, H, W = x.shape
     KH, KW = kernel_size
-    phases = pad_split(to_nhwc(x), padding, stride, value=-np.inf)      # padding never wins
+    xh = to_nhwc(x)
+    shapes = phase_shapes(xh.shape, padding, stride)
     idx = np.int8 if max(KH, KW) < 128 else np.int32
-    # Stage 1: the max over the KW column taps of every padded row; stage 2: the max over the KH rows of a window.
-    r, q_win = _max_and_winner([tap_cols(phases, q, stride, W_out) for q in range(KW)], idx)
-    out, p_win = _max_and_winner([strided_rows(r, p, stride, H_out) for p in range(KH)], idx)
-    cache = FastMaxPoolCache(q_win, p_win, [p.shape for p in phases], x.shape, x.dtype, kernel_size, stride, padding)
+    q_win = np.empty((N, shapes[0][1], W_out * C), dtype=idx)
+    out = np.empty((N, H_out, W_out * C), dtype=x.dtype)
+    p_win = np.empty(out.shape, dtype=idx)
+
+    def block(n0, n1):
+        phases = pad_split(xh[n0:n1], padding, stride, value=-np.inf)      # padding never wins
+        # Stage 1: the max over the KW column taps of every padded row; stage 2: over the KH rows of a window.
+        r = np.empty(q_win[n0:n1].shape, dtype=x.dtype)
+        _max_and_winner([tap_cols(phases, q, stride, W_out) for q in range(KW)], r, q_win[n0:n1])
+        _first_inside_if_all_minus_inf(r, q_win[n0:n1], padding[1], stride[1], C, axis=2)
+        _max_and_winner([strided_rows(r, p, stride, H_out) for p in range(KH)], out[n0:n1], p_win[n0:n1])
+        _first_inside_if_all_minus_inf(out[n0:n1], p_win[n0:n1], padding[0], stride[0], W_out * C, axis=1)
+
+    parallel_over_batch(block, N, sum(np.prod(shape[1:]) for shape in shapes))
+    cache = FastMaxPoolCache(q_win, p_win, shapes, x.shape, x.dtype, kernel_size, stride, padding)
     return from_nhwc(out.reshape(N, H_out, W_out, C)), cache
 
 
@@ -99,18 +130,25 @@ def max_pool2d_backward(dout, cache):
     -------
     dx : ndarray, shape (N, C, H, W), channels-last in memory
     """
-    q_win, p_win, phase_shapes, x_shape, dtype, (KH, KW), stride, padding = check_cache(LAYER_MAX, cache, FastMaxPoolCache)
+    q_win, p_win, phase_shapes_, x_shape, dtype, (KH, KW), stride, padding = check_cache(LAYER_MAX, cache,
+                                                                                          FastMaxPoolCache)
     N, C, H, W = x_shape
     H_out, W_out = p_win.shape[1], p_win.shape[2] // C
     dout = check_dout(LAYER_MAX, dout, (N, C, H_out, W_out), dtype)
     dy = to_nhwc(dout).reshape(p_win.shape)
-    dr = np.zeros(q_win.shape, dtype=dy.dtype)               # gradient of the row maxima
-    for p in range(KH):
-        strided_rows(dr, p, stride, H_out)[...] += dy * (p_win == p)
-    dphases = [np.zeros(shape, dtype=dy.dtype) for shape in phase_shapes]
-    for q in range(KW):
-        tap_cols(dphases, q, stride, W_out)[...] += dr * (q_win == q)
-    return from_nhwc(merge_crop(dphases, padding, stride, (N, H, W, C)))
+    dx = np.empty((N, H, W, C), dtype=dy.dtype)
+
+    def block(n0, n1):
+        dr = np.zeros(q_win[n0:n1].shape, dtype=dy.dtype)               # gradient of the row maxima
+        for p in range(KH):
+            strided_rows(dr, p, stride, H_out)[...] += dy[n0:n1] * (p_win[n0:n1] == p)
+        dphases = [np.zeros((n1 - n0,) + shape[1:], dtype=dy.dtype) for shape in phase_shapes_]
+        for q in range(KW):
+            tap_cols(dphases, q, stride, W_out)[...] += dr * (q_win[n0:n1] == q)
+        merge_crop(dphases, padding, stride, dx[n0:n1].shape, out=dx[n0:n1])
+
+    parallel_over_batch(block, N, sum(np.prod(shape[1:]) for shape in phase_shapes_))
+    return from_nhwc(dx)
 
 
 def avg_pool2d_forward(x, *, kernel_size, stride=None, padding=0):
@@ -124,16 +162,23 @@ def avg_pool2d_forward(x, *, kernel_size, stride=None, padding=0):
     kernel_size, stride, padding, (H_out, W_out) = check_pool_args(LAYER_AVG, x, kernel_size, stride, padding)
     N, C, H, W = x.shape
     KH, KW = kernel_size
-    phases = pad_split(to_nhwc(x), padding, stride)
-    r = tap_cols(phases, 0, stride, W_out).copy()            # row sums over the KW column taps
-    for q in range(1, KW):
-        r += tap_cols(phases, q, stride, W_out)
-    out = strided_rows(r, 0, stride, H_out).copy()           # then sums over the KH rows of each window
-    for p in range(1, KH):
-        out += strided_rows(r, p, stride, H_out)
-    out /= KH * KW
-    cache = FastAvgPoolCache([p.shape for p in phases], x.shape, x.dtype, kernel_size, stride, padding,
-                             (N, C, H_out, W_out))
+    xh = to_nhwc(x)
+    shapes = phase_shapes(xh.shape, padding, stride)
+    out = np.empty((N, H_out, W_out * C), dtype=x.dtype)
+
+    def block(n0, n1):
+        phases = pad_split(xh[n0:n1], padding, stride)
+        r = tap_cols(phases, 0, stride, W_out).copy()            # row sums over the KW column taps
+        for q in range(1, KW):
+            r += tap_cols(phases, q, stride, W_out)
+        o = out[n0:n1]
+        o[...] = strided_rows(r, 0, stride, H_out)               # then sums over the KH rows of each window
+        for p in range(1, KH):
+            o += strided_rows(r, p, stride, H_out)
+        o /= KH * KW
+
+    parallel_over_batch(block, N, sum(np.prod(shape[1:]) for shape in shapes))
+    cache = FastAvgPoolCache(shapes, x.shape, x.dtype, kernel_size, stride, padding, (N, C, H_out, W_out))
     return from_nhwc(out.reshape(N, H_out, W_out, C)), cache
 
 
@@ -144,18 +189,26 @@ def avg_pool2d_backward(dout, cache):
     -------
     dx : ndarray, shape (N, C, H, W), channels-last in memory
     """
-    phase_shapes, x_shape, dtype, (KH, KW), stride, padding, out_shape = check_cache(LAYER_AVG, cache, FastAvgPoolCache)
+    phase_shapes_, x_shape, dtype, (KH, KW), stride, padding, out_shape = check_cache(LAYER_AVG, cache,
+                                                                                       FastAvgPoolCache)
     dout = check_dout(LAYER_AVG, dout, out_shape, dtype)
     N, C, H, W = x_shape
     H_out, W_out = out_shape[2:]
-    share = to_nhwc(dout).reshape(N, H_out, W_out * C) / (KH * KW)
-    dr = np.zeros((N, phase_shapes[0][1], W_out * C), dtype=share.dtype)
-    for p in range(KH):
-        strided_rows(dr, p, stride, H_out)[...] += share
-    dphases = [np.zeros(shape, dtype=share.dtype) for shape in phase_shapes]
-    for q in range(KW):
-        tap_cols(dphases, q, stride, W_out)[...] += dr
-    return from_nhwc(merge_crop(dphases, padding, stride, (N, H, W, C)))
+    dy = to_nhwc(dout).reshape(N, H_out, W_out * C)
+    dx = np.empty((N, H, W, C), dtype=dy.dtype)
+
+    def block(n0, n1):
+        share = dy[n0:n1] / (KH * KW)
+        dr = np.zeros((n1 - n0, phase_shapes_[0][1], W_out * C), dtype=share.dtype)
+        for p in range(KH):
+            strided_rows(dr, p, stride, H_out)[...] += share
+        dphases = [np.zeros((n1 - n0,) + shape[1:], dtype=share.dtype) for shape in phase_shapes_]
+        for q in range(KW):
+            tap_cols(dphases, q, stride, W_out)[...] += dr
+        merge_crop(dphases, padding, stride, dx[n0:n1].shape, out=dx[n0:n1])
+
+    parallel_over_batch(block, N, sum(np.prod(shape[1:]) for shape in phase_shapes_))
+    return from_nhwc(dx)
 
 
 def global_avg_pool2d_forward(x):

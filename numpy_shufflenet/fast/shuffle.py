@@ -14,6 +14,7 @@ import numpy as np
 
 from .._checks import check_cache, check_dout, check_shuffle_args
 from ..functional.shuffle import ShuffleCache, channel_shuffle_indices  # noqa: F401  (one definition)
+from .threads import parallel_over_batch
 
 LAYER = "channel_shuffle"
 
@@ -23,15 +24,24 @@ def _shuffle(x, groups):
 
     NCHW memory: ``x.reshape(N, groups, n, H, W).transpose(0, 2, 1, 3, 4)`` (whole planes move).
     Channels-last memory: the same on the last axis of the NHWC array, which keeps the result channels-last.
-    ``.copy()`` makes the result a new array even for groups == 1 or groups == C, where the transpose is a no-op
-    and the final reshape alone would return a view of x.
+    The result is always a new array (also for groups == 1 or groups == C, where the transpose is a no-op).
     """
     N, C, H, W = x.shape
     xh = x.transpose(0, 2, 3, 1)
     if xh.flags.c_contiguous and not x.flags.c_contiguous:
-        out = xh.reshape(N, H, W, groups, C // groups).transpose(0, 1, 2, 4, 3).copy().reshape(N, H, W, C)
-        return out.transpose(0, 3, 1, 2)
-    return x.reshape(N, groups, C // groups, H, W).transpose(0, 2, 1, 3, 4).copy().reshape(N, C, H, W)
+        src = xh.reshape(N, H, W, groups, C // groups).transpose(0, 1, 2, 4, 3)
+        out = np.empty((N, H, W, C // groups, groups), dtype=x.dtype)
+        back = lambda out: out.reshape(N, H, W, C).transpose(0, 3, 1, 2)
+    else:
+        src = x.reshape(N, groups, C // groups, H, W).transpose(0, 2, 1, 3, 4)
+        out = np.empty((N, C // groups, groups, H, W), dtype=x.dtype)
+        back = lambda out: out.reshape(N, C, H, W)
+
+    def block(n0, n1):
+        out[n0:n1] = src[n0:n1]
+
+    parallel_over_batch(block, N, C * H * W)             # blocks of images, on several threads
+    return back(out)
 
 
 def channel_shuffle_forward(x, groups):

@@ -16,7 +16,9 @@ Parameters are float32 unless ``dtype`` says otherwise; ``module.to(np.float64)`
 
 import numpy as np
 
+from .. import fast
 from .._checks import FLOAT_DTYPES, as_rng, check_divisible, check_int, check_number, conv_out_size, pair
+from ..kernels import kernel_pair
 from .module import Module, Parameter, check_input_dtype
 
 
@@ -51,6 +53,7 @@ class Conv2d(Module):
         shape = (out_channels, in_channels // groups) + self.kernel_size
         self.weight = Parameter((as_rng(rng).standard_normal(shape) * np.sqrt(2.0 / fan_in)).astype(dtype))
         self.bias = Parameter(np.zeros(out_channels, dtype=dtype)) if bias else None
+        self.needs_input_grad = True      # False: backward returns None instead of dx (a network's first layer)
 
     def forward(self, x):
         check_input_dtype(self, x, self.weight.dtype)
@@ -60,7 +63,14 @@ class Conv2d(Module):
         return out
 
     def backward(self, dout):
-        dx, dw, db = self._run_backward(dout)
+        backward, cache = self._take_cache()
+        if self.needs_input_grad:
+            dx, dw, db = backward(dout, cache)
+        elif backward is fast.conv2d_backward:
+            dx, dw, db = backward(dout, cache, need_dx=False)          # skips dx's matrix product and col2im
+        else:
+            _, dw, db = backward(dout, cache)
+            dx = None
         self.weight.grad = dw
         if self.bias is not None:
             self.bias.grad = db
@@ -83,8 +93,25 @@ class Conv2d(Module):
         return s + ("" if self.bias is not None else ", bias=False")
 
 
+def _fast_batchnorm_and_relu():
+    """True when the active kernels of both batch norm and ReLU are the fast ones: only then may they fuse."""
+    return (kernel_pair("batchnorm2d") == (fast.batchnorm2d_forward, fast.batchnorm2d_backward)
+            and kernel_pair("relu") == (fast.relu_forward, fast.relu_backward))
+
+
+def _pass_through(dout, cache):
+    return dout
+
+
 class BatchNorm2d(Module):
-    """Batch normalisation of each channel; batch statistics in training mode, running statistics in eval mode."""
+    """Batch normalisation of each channel; batch statistics in training mode, running statistics in eval mode.
+
+    ``bn.fuse_relu(relu)`` declares that the ``ReLU`` module ``relu`` always runs right after ``bn`` (as in a
+    ``Sequential``). With the fast kernels active for both, ``bn`` then runs the fused kernel
+    :func:`~numpy_shufflenet.fast.batchnorm2d_relu_forward` (one pass over memory instead of two) and returns
+    ``relu(bn(x))``, and ``relu`` passes that array through untouched; the gradients are the same numbers. With
+    any other kernels (the textbook ones, or a student's) the two layers run separately, as written.
+    """
 
     buffer_names = ("running_mean", "running_var")
 
@@ -98,11 +125,24 @@ class BatchNorm2d(Module):
         self.bias = Parameter(np.zeros(num_features, dtype=dtype))      # beta
         self.running_mean = np.zeros(num_features, dtype=dtype)
         self.running_var = np.ones(num_features, dtype=dtype)
+        self._fused_relu = ()       # (relu,) after fuse_relu: a tuple, so that the ReLU is not a child of this layer
+
+    def fuse_relu(self, relu):
+        """Let the fast kernels run this layer and ``relu`` (the ReLU module that always follows it) as one."""
+        if not isinstance(relu, ReLU):
+            raise TypeError(f"BatchNorm2d.fuse_relu: expected a ReLU module, got {type(relu).__name__}")
+        self._fused_relu = (relu,)
 
     def forward(self, x):
         check_input_dtype(self, x, self.weight.dtype)
-        out = self._run("batchnorm2d", x, self.weight.data, self.bias.data, running_mean=self.running_mean,
-                        running_var=self.running_var, training=self.training, momentum=self.momentum, eps=self.eps)
+        args = (x, self.weight.data, self.bias.data)
+        kwargs = dict(running_mean=self.running_mean, running_var=self.running_var, training=self.training,
+                      momentum=self.momentum, eps=self.eps)
+        if not self._fused_relu or not _fast_batchnorm_and_relu():
+            return self._run("batchnorm2d", *args, **kwargs)
+        out, cache = fast.batchnorm2d_relu_forward(*args, **kwargs)
+        self._cache = (fast.batchnorm2d_relu_backward, cache)
+        self._fused_relu[0].already_applied_to = out
         return out
 
     def backward(self, dout):
@@ -141,7 +181,13 @@ class ChannelShuffle(Module):
 
 
 class ReLU(Module):
+    already_applied_to = None      # the output of a batch norm fused with this ReLU (BatchNorm2d.fuse_relu)
+
     def forward(self, x):
+        if x is self.already_applied_to:                # the fused batch norm did the work (and keeps the mask)
+            self.already_applied_to = None
+            self._cache = (_pass_through, None)
+            return x
         out = self._run("relu", x)
         return out
 
