@@ -25,4 +25,5 @@ from .weights import load_weights, save_weights
 
 __version__ = "0.1.0"
 __all__ = ["functional", "fast", "use_kernels", "active_kernels", "nn", "model", "counting", "flow", "gradcheck",
-           "ShuffleNet", "ShuffleUnit", "count_params", "count_flops", "summary", "save_weights", "load_weights"]
+           "ShuffleNet", "ShuffleUnit", "count_params", "count_flops", "count_multiply_adds", "summary",
+           "save_weights", "load_weights"]

@@ -58,9 +58,8 @@ class Conv2d(Module):
     def forward(self, x):
         check_input_dtype(self, x, self.weight.dtype)
         b = None if self.bias is None else self.bias.data
-        out = self._run("conv2d", x, self.weight.data, b, stride=self.stride, padding=self.padding,
-                                            groups=self.groups)
-        return out
+        return self._run("conv2d", x, self.weight.data, b, stride=self.stride, padding=self.padding,
+                         groups=self.groups)
 
     def backward(self, dout):
         backward, cache = self._take_cache()
@@ -166,8 +165,7 @@ class ChannelShuffle(Module):
         self.groups = check_int("ChannelShuffle", "groups", groups, 1)
 
     def forward(self, x):
-        out = self._run("channel_shuffle", x, self.groups)
-        return out
+        return self._run("channel_shuffle", x, self.groups)
 
     def backward(self, dout):
         return self._run_backward(dout)
@@ -188,8 +186,7 @@ class ReLU(Module):
             self.already_applied_to = None
             self._cache = (_pass_through, None)
             return x
-        out = self._run("relu", x)
-        return out
+        return self._run("relu", x)
 
     def backward(self, dout):
         return self._run_backward(dout)
@@ -218,9 +215,7 @@ class _Pool2d(Module):
 
 class MaxPool2d(_Pool2d):
     def forward(self, x):
-        out = self._run("max_pool2d", x, kernel_size=self.kernel_size, stride=self.stride,
-                                                padding=self.padding)
-        return out
+        return self._run("max_pool2d", x, kernel_size=self.kernel_size, stride=self.stride, padding=self.padding)
 
     def backward(self, dout):
         return self._run_backward(dout)
@@ -230,9 +225,7 @@ class AvgPool2d(_Pool2d):
     """Average pooling with ``count_include_pad=True`` (PyTorch's default)."""
 
     def forward(self, x):
-        out = self._run("avg_pool2d", x, kernel_size=self.kernel_size, stride=self.stride,
-                                                padding=self.padding)
-        return out
+        return self._run("avg_pool2d", x, kernel_size=self.kernel_size, stride=self.stride, padding=self.padding)
 
     def backward(self, dout):
         return self._run_backward(dout)
@@ -242,8 +235,7 @@ class GlobalAvgPool2d(Module):
     """Mean over each channel's plane: ``(N, C, H, W) -> (N, C)``; works on any spatial size."""
 
     def forward(self, x):
-        out = self._run("global_avg_pool2d", x)
-        return out
+        return self._run("global_avg_pool2d", x)
 
     def backward(self, dout):
         return self._run_backward(dout)
@@ -283,8 +275,7 @@ class Linear(Module):
     def forward(self, x):
         check_input_dtype(self, x, self.weight.dtype)
         b = None if self.bias is None else self.bias.data
-        out = self._run("linear", x, self.weight.data, b)
-        return out
+        return self._run("linear", x, self.weight.data, b)
 
     def backward(self, dout):
         dx, self.weight.grad, db = self._run_backward(dout)
