@@ -80,10 +80,10 @@ def check_divisible(layer, name, value, groups):
         raise ValueError(f"{layer}: expected {name} to be divisible by groups={groups}, got {name}={value}")
 
 
-def as_rng(rng, name="rng"):
-    """``rng`` itself, or a fresh unseeded ``numpy.random.Generator`` when it is None."""
+def as_rng(rng, seed=None, name="rng"):
+    """``rng`` itself, or ``np.random.default_rng(seed)`` when it is None (``seed=None``: a fresh unseeded one)."""
     if rng is None:
-        return np.random.default_rng()
+        return np.random.default_rng(seed)
     if not isinstance(rng, np.random.Generator):
         raise TypeError(f"expected {name} to be a numpy.random.Generator (np.random.default_rng(seed)), "
                         f"got {type(rng).__name__}")

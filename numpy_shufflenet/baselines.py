@@ -35,7 +35,7 @@ import numbers
 
 import numpy as np
 
-from ._checks import check_float_array, check_int
+from ._checks import as_rng, check_float_array, check_int
 from .model import ShuffleUnit
 from .nn import (AvgPool2d, BatchNorm2d, Conv2d, Flatten, GlobalAvgPool2d, Linear, MaxPool2d, Module, ReLU, Residual,
                  Sequential)
@@ -54,7 +54,7 @@ __all__ = ["Residual", "resnet_unit", "resnext_unit", "depthwise_bottleneck_unit
 def _bottleneck_branch(layer, channels, bottleneck, groups, rng, dtype):
     c = check_int(layer, "channels", channels, 1)
     m = check_int(layer, "bottleneck", bottleneck, 1)
-    rng = np.random.default_rng() if rng is None else rng
+    rng = as_rng(rng)
     return Sequential({
         "conv1": Conv2d(c, m, 1, rng=rng, dtype=dtype), "bn1": BatchNorm2d(m, dtype=dtype), "relu1": ReLU(),
         "conv2": Conv2d(m, m, 3, padding=1, groups=groups, rng=rng, dtype=dtype), "bn2": BatchNorm2d(m, dtype=dtype),
@@ -127,7 +127,7 @@ def bottleneck_block(channels, bottleneck, *, rng=None, dtype=np.float32):
     """
     c = check_int("bottleneck_block", "channels", channels, 1)
     m = check_int("bottleneck_block", "bottleneck", bottleneck, 1)
-    rng = np.random.default_rng() if rng is None else rng
+    rng = as_rng(rng)
     return Sequential({"conv1": Conv2d(c, m, 1, rng=rng, dtype=dtype),
                        "conv2": Conv2d(m, m, 3, padding=1, rng=rng, dtype=dtype),
                        "conv3": Conv2d(m, c, 1, rng=rng, dtype=dtype)})
@@ -151,7 +151,7 @@ def depthwise_separable_block(in_channels, out_channels, *, stride=1, rng=None, 
     """
     c_in = check_int("depthwise_separable_block", "in_channels", in_channels, 1)
     c_out = check_int("depthwise_separable_block", "out_channels", out_channels, 1)
-    rng = np.random.default_rng() if rng is None else rng
+    rng = as_rng(rng)
     return Sequential({"dw": Conv2d(c_in, c_in, 3, stride=stride, padding=1, groups=c_in, rng=rng, dtype=dtype),
                        "pw": Conv2d(c_in, c_out, 1, rng=rng, dtype=dtype)})
 
@@ -199,7 +199,7 @@ def mobilenet_v1(width=1.0, num_classes=1000, rng=None, dtype=np.float32, *, in_
         raise ValueError(f"mobilenet_v1: expected a positive width multiplier, got {width!r}")
     num_classes = check_int("mobilenet_v1", "num_classes", num_classes, 1)
     in_channels = check_int("mobilenet_v1", "in_channels", in_channels, 1)
-    rng = np.random.default_rng() if rng is None else rng
+    rng = as_rng(rng)
 
     def scaled(c):
         c = int(c * width)
@@ -385,7 +385,7 @@ def build_shapes_only(builder, *args, **kwargs):
 def _network_rng(rng, shapes_only):
     if shapes_only:
         return _NoDraws()
-    return np.random.default_rng() if rng is None else rng
+    return as_rng(rng)
 
 
 def _width(layer, c, width, multiple=1):
@@ -529,7 +529,7 @@ def inception(in_channels, c1, c3_reduce, c3, c5_reduce, c5, pool_proj, *, rng=N
     ``branch4`` 3x3 max pool (stride 1) -> 1x1 (pool_proj); every convolution has a bias and a ReLU. Output
     channels ``c1 + c3 + c5 + pool_proj``, same height and width. Returns a :class:`Concat`.
     """
-    rng = np.random.default_rng() if rng is None else rng
+    rng = as_rng(rng)
     return Concat({
         "branch1": _conv_relu(in_channels, c1, 1, rng, dtype),
         "branch2": Sequential({"reduce": _conv_relu(in_channels, c3_reduce, 1, rng, dtype),
@@ -599,7 +599,7 @@ def fire(in_channels, squeeze, expand1x1, expand3x3, *, rng=None, dtype=np.float
 
     Output channels ``expand1x1 + expand3x3``, same height and width. Convolutions have biases.
     """
-    rng = np.random.default_rng() if rng is None else rng
+    rng = as_rng(rng)
     return Sequential({"squeeze": _conv_relu(in_channels, squeeze, 1, rng, dtype),
                        "expand": Concat({"expand1x1": _conv_relu(squeeze, expand1x1, 1, rng, dtype),
                                          "expand3x3": _conv_relu(squeeze, expand3x3, 3, rng, dtype, padding=1)})})
@@ -655,7 +655,7 @@ def depthwise_bottleneck_unit(channels, bottleneck, *, rng=None, dtype=np.float3
     """
     c = check_int("depthwise_bottleneck_unit", "channels", channels, 1)
     m = check_int("depthwise_bottleneck_unit", "bottleneck", bottleneck, 1)
-    rng = np.random.default_rng() if rng is None else rng
+    rng = as_rng(rng)
     return Residual(Sequential({
         "conv1": Conv2d(c, m, 1, rng=rng, dtype=dtype), "bn1": BatchNorm2d(m, dtype=dtype), "relu1": ReLU(),
         "conv2": Conv2d(m, m, 3, padding=1, groups=m, rng=rng, dtype=dtype), "bn2": BatchNorm2d(m, dtype=dtype),
@@ -754,7 +754,7 @@ def macro_network(make_unit, widths, *, repeats=(4, 8, 4), num_classes=1000, rng
                          f"widths={widths!r}, repeats={repeats!r}")
     stem, *stages = (check_int(name, "widths", c, 1) for c in widths)
     repeats = tuple(check_int(name, "repeats", r, 1) for r in repeats)
-    rng = np.random.default_rng() if rng is None else rng
+    rng = as_rng(rng)
     layers = {"stem": _conv_bn(3, stem, 3, rng, dtype, stride=2), "maxpool": MaxPool2d(3, stride=2, padding=1)}
     c_in = stem
     for stage, (c_out, n) in enumerate(zip(stages, repeats), start=2):
@@ -832,7 +832,7 @@ def table4_network(structure, mflops, *, num_classes=1000, widths=None, rng=None
                          f"got {mflops!r}")
     widths = TABLE4_WIDTHS[structure, mflops] if widths is None else tuple(widths)
     groups = {"shufflenet": TABLE4_SHUFFLENET_GROUPS[mflops], "xception-like": 1}.get(structure, 1)
-    rng = np.random.default_rng() if rng is None else rng
+    rng = as_rng(rng)
 
     def make_unit(c_in, c_out, stride, first, rng, dtype):
         return _table4_unit(structure, c_in, c_out, stride, first, groups, rng, dtype)
@@ -910,7 +910,7 @@ def unit_stack(depth, channels, groups, *, residual=True, batchnorm=True, init="
     Sequential of ``depth`` :class:`Residual` units named "0", "1", ...
     """
     depth = check_int("unit_stack", "depth", depth, 1)
-    rng = np.random.default_rng() if rng is None else rng
+    rng = as_rng(rng)
     return Sequential(*[Residual(shuffle_branch(channels, groups, batchnorm=batchnorm, init=init, rng=rng,
                                                 dtype=dtype), shortcut=residual) for _ in range(depth)])
 

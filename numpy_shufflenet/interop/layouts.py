@@ -41,7 +41,7 @@ from collections import OrderedDict
 
 import numpy as np
 
-from .. import functional as F
+from ..functional.shuffle import channel_shuffle_indices
 from ..model import SCALES, STAGE_REPEATS, ShuffleNet, stage_widths
 
 LAYOUTS = ("official", "mmpretrain")
@@ -93,7 +93,7 @@ def _permutation(model, module_name, layout):
     unit = dict(model.named_modules())[match.group(1)]
     if not unit.shuffle:
         return None
-    return F.channel_shuffle_indices(unit.mid_channels, unit.groups)          # the paper's order
+    return channel_shuffle_indices(unit.mid_channels, unit.groups)          # the paper's order
 
 
 def unwrap_state_dict(checkpoint, layer="unwrap_state_dict"):
