@@ -52,7 +52,6 @@ def _exercise_notebooks():
         return [p for p in NOTEBOOKS if _has_solutions(p)]
     except ValueError:
         return NOTEBOOKS          # a marker error: let the tests below report it
-EXERCISES = _params(_exercise_notebooks(), "no notebook with '### BEGIN SOLUTION' regions")
 
 
 def notebook(*cells):
@@ -147,8 +146,6 @@ def _has_nbgrader(path):
 
 RUN_ALL = _params([p for p in _exercise_notebooks() if _has_nbgrader(p)] + [FIXTURE],
                   "no exercise notebook with nbgrader metadata")
-OLD_STYLE = _params([p for p in _exercise_notebooks() if not _has_nbgrader(p)],
-                    "every exercise notebook has nbgrader metadata")
 
 
 @pytest.mark.notebooks
@@ -163,29 +160,6 @@ def test_run_all_on_a_student_copy_reaches_the_end(path):
     assert code[-1].execution_count is not None, f"{path.name}[student]: the last cell did not run"
     printed = "".join(out.get("text", "") for c in code for out in c.outputs)
     assert "not done yet" in printed, f"{path.name}[student]: no check said 'not done yet'"
-
-
-@pytest.mark.notebooks
-@pytest.mark.parametrize("path", OLD_STYLE)
-def test_student_copy_stops_at_first_exercise(path):
-    """An exercise notebook without nbgrader metadata (written before the checks said "not done yet"): its student
-    copy runs up to its first exercise and stops there with the stub's NotImplementedError, not earlier."""
-    copy = student.make_student_notebook(_read(path), path.name)
-    stub_cells = [i for i, c in enumerate(copy.cells) if c.cell_type == "code" and student.STUB_COMMENT in c.source]
-    first_stub = copy.cells[stub_cells[0]].source
-    expected_message = first_stub.split("raise NotImplementedError(")[1].split(")")[0].strip('"')
-    error = _run(copy, NOTEBOOK_DIR)
-    assert error is not None, f"{path.name}: the student copy ran without error"
-    index, out = error
-    assert out.ename == "NotImplementedError" and out.evalue == expected_message, \
-        f"{path.name}: stopped at cell {index} with {out.ename}: {out.evalue} (expected the first exercise " \
-        f"{expected_message!r})"
-    next_stub = stub_cells[1] if len(stub_cells) > 1 else len(copy.cells)
-    assert stub_cells[0] <= index < next_stub, \
-        f"{path.name}: stopped at cell {index}, expected between the first exercise (cell {stub_cells[0]}) and the " \
-        f"second (cell {next_stub})"
-    ran = [c for c in copy.cells[:index] if c.cell_type == "code" and c.source.strip()]
-    assert all(c.execution_count is not None for c in ran), f"{path.name}: cells before {index} did not all run"
 
 
 # ----------------------------------------------------------------------------------------------------------------
