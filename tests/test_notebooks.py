@@ -30,7 +30,7 @@ NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
 MAX_STDERR_OUTPUTS = 40      # stored stderr outputs per notebook (a progress bar: a few per epoch, not hundreds)
 MAX_EXECUTED_BYTES = 2_000_000     # the executed notebook, figures included
 ALLOWED_NOTEBOOK_METADATA = {"kernelspec", "language_info"}
-ALLOWED_CELL_METADATA = {"tags"}
+ALLOWED_CELL_METADATA = {"tags", "nbgrader"}       # nbgrader's cell metadata marks the exercises and their checks
 
 
 def _params():
@@ -82,7 +82,7 @@ def test_notebook_is_clean(path):
     for index, cell in enumerate(nb.cells):
         where = f"{path.name}: cell {index}"
         extra = set(cell.metadata) - ALLOWED_CELL_METADATA
-        assert not extra, f"{where}: cell metadata {sorted(extra)} should be stripped (only 'tags' may stay)"
+        assert not extra, f"{where}: cell metadata {sorted(extra)} should be stripped (keep only 'tags', 'nbgrader')"
         if cell.cell_type != "code":
             continue
         assert cell.outputs == [], f"{where}: outputs should be stripped before committing"
