@@ -1,10 +1,11 @@
-"""Command line: ``python -m numpy_shufflenet {table1,summary,make-student,train,convert,predict} ...``; ``--help``
-on each."""
+"""Command line: ``python -m numpy_shufflenet {table1,summary,make-student,grade,train,convert,predict} ...``;
+``--help`` on each."""
 
 import argparse
 import math
 import sys
 import time
+from pathlib import Path
 
 from .counting import summary
 from .model import GROUPS, SCALES, ShuffleNet
@@ -57,14 +58,43 @@ def _summary(args):
 
 def _make_student(args):
     try:
-        from .student import make_student_dir      # nbformat is a dev dependency: import it only here
+        import nbformat  # noqa: F401              # a dev dependency: checked before any work
     except ImportError as err:
         raise ValueError(f"make-student needs nbformat ({err}); install it with "
                          f"python -m pip install -e \".[dev]\"") from None
-    written = make_student_dir(args.src_dir, args.dest_dir)
+    from .student import make_student_dir
+
+    written = make_student_dir(args.src_dir, args.dest_dir, force=args.force)
     for path in written:
         print(f"wrote {path}")
     print(f"{len(written)} student notebook(s) in {args.dest_dir}")
+
+
+def _grade(args):
+    try:
+        import nbclient  # noqa: F401                  # the dev extra: checked before any work
+        import nbformat  # noqa: F401
+    except ImportError as err:
+        raise ValueError(f"grade needs nbclient and nbformat ({err}); install them with "
+                         f"python -m pip install -e \".[dev]\"") from None
+    from .grading import format_table, grade_dir
+
+    grades = grade_dir(args.submissions, source=args.source, out=args.out, feedback=args.feedback,
+                       timeout=args.timeout, log=lambda line: print(line, file=sys.stderr, flush=True))
+    print(format_table(grades))
+    feedback = args.feedback or str(Path(args.out).parent / "feedback")
+    print(f"wrote {args.out} ({len(grades)} rows) and one feedback file per student in {feedback}")
+
+
+def _seconds(text):
+    """argparse type of --timeout: a finite number of seconds > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0, got {text!r}")
+    return value
 
 
 def _train(args):
@@ -129,8 +159,30 @@ def build_parser():
                                         "NotImplementedError stub, each '### BEGIN HIDDEN TESTS' ... "
                                         "'### END HIDDEN TESTS' region is removed, outputs are stripped.")
     p.add_argument("src_dir", metavar="SRC_DIR", help="folder of solution notebooks")
-    p.add_argument("dest_dir", metavar="DEST_DIR", help="folder for the student copies (created if needed)")
+    p.add_argument("dest_dir", metavar="DEST_DIR", help="folder for the student copies (created if needed; "
+                                                        "refused if it exists and is not empty)")
+    p.add_argument("--force", action="store_true", help="write into a DEST_DIR that is not empty, overwriting "
+                                                        "copies of the same names")
     p.set_defaults(run=_make_student)
+
+    p = commands.add_parser("grade", help="grade submitted notebooks against the instructor notebooks",
+                            description="For every SUBMISSIONS/<student>/<notebook>.ipynb, put the student's "
+                                        "solution and answer cells (matched by nbgrader grade_id) into the "
+                                        "instructor notebook of --source, run it in a fresh kernel with "
+                                        "NUMPY_SHUFFLENET_GRADING=1, and award each check cell's points when it "
+                                        "runs without error. Writes --out (CSV: student, notebook, exercise, "
+                                        "points, max_points, status, message) and one feedback file per student. "
+                                        "The students' code runs with your rights: grade in an account or "
+                                        "container that holds nothing else of value.")
+    p.add_argument("submissions", metavar="SUBMISSIONS", help="folder with one sub-folder of notebooks per student")
+    p.add_argument("--source", default="notebooks", help="folder of instructor notebooks (default notebooks)")
+    p.add_argument("--out", default="grades.csv", help="CSV file to write (default grades.csv)")
+    p.add_argument("--feedback", default=None, help="folder for the feedback files (default: feedback/ beside "
+                                                    "--out)")
+    p.add_argument("--timeout", type=_seconds, default=300.0,
+                   help="seconds for all the cells of one notebook (default 300); an exercise that runs out of "
+                        "time gets 0 and the notebook is run again without it")
+    p.set_defaults(run=_grade)
 
     p = commands.add_parser("train", help="train a small ShuffleNet on the generated shapes data set",
                             description="Train a ShuffleNet on generated 32x32 shape images (8 classes) with SGD "

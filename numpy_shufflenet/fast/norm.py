@@ -33,9 +33,9 @@ The kernel below computes the same numbers with fewer passes over memory (the la
 * **A compact backward** that does not store ``xhat``: ``dx`` is affine in ``dy`` and ``x`` per channel,
   ``dx = a*dy + b*x + c`` (derivation in :func:`batchnorm2d_backward`).
 * **Blocks of images** (:mod:`.threads`): every pass works on a few images at a time, whose rows stay in the
-  cache, and the blocks run on several threads. Statistics are first taken per block and column (sum and the
-  centred sum of squares around the block's own mean, in one visit of the block), then combined in float64 in
-  block order (Chan et al.'s pairwise formula ``M2 = sum_b M2_b + sum_b n_b (mean_b - mean)^2``), so the
+  cache, and the blocks run on several threads. Statistics are first taken per block (the sums, then the
+  centred sum of squares around the block's own mean while the block is still in the cache), then combined in
+  float64 in block order (Chan et al.'s formula ``M2 = sum_b M2_b + sum_b n_b (mean_b - mean)^2``), so the
   variance still comes from centred values and does not depend on the number of threads.
 * **Batch norm followed by ReLU** (:func:`batchnorm2d_relu_forward`) in the same passes: forward clamps the
   output in place and keeps the ReLU mask; backward applies the mask while it takes the sums.
@@ -46,7 +46,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .._checks import check_batchnorm_args, check_batchnorm_cache, check_cache, check_dout
-from .layout import from_nhwc, tile_w, to_nhwc
+from .layout import fold_w, from_nhwc, tile_w, to_nhwc
 from .threads import parallel_over_batch
 
 LAYER, LAYER_RELU = "batchnorm2d", "batchnorm2d_relu"
@@ -76,25 +76,29 @@ def _rows(x):
 def _batch_stats(x2, N, C):
     """Per-channel mean and biased variance of the ``(N*H, W*C)`` rows, in float64.
 
-    Each block of images gives, per column, its sum and its sum of squares around its own column mean; the
-    blocks and the W columns of each channel are then combined with ``M2 = sum M2_j + sum n_j (mean_j - mean)^2``.
+    Each block of images gives its channel sums and its sum of squares around its *own* channel mean (two passes
+    over a block that is still in the cache); blocks are then combined with
+    ``M2 = sum_b M2_b + sum_b n_b (mean_b - mean)^2``. A single block is exactly the plain two-pass formula.
     """
     H = x2.shape[0] // N
-    M = x2.shape[0] * x2.shape[1] // C
+    W = x2.shape[1] // C
+    M = N * H * W
 
     def block(n0, n1):
         xb = x2[n0 * H:n1 * H]
-        s = xb.sum(axis=0, dtype=xb.dtype)
-        centred = xb - s / np.asarray(xb.shape[0], dtype=xb.dtype)
-        return s.astype(np.float64), np.einsum("ij,ij->j", centred, centred).astype(np.float64), xb.shape[0]
+        n = xb.shape[0] * W
+        s = fold_w(xb.sum(axis=0, dtype=xb.dtype).astype(np.float64), C)
+        centred = xb - tile_w((s / n).astype(xb.dtype), W)
+        return s, fold_w(np.einsum("ij,ij->j", centred, centred).astype(np.float64), C), n
 
     parts = parallel_over_batch(block, N, x2.shape[1] * H)
-    sums = np.stack([s for s, _, _ in parts]).reshape(len(parts), -1, C)       # (blocks, W, C)
-    m2s = np.stack([m for _, m, _ in parts]).reshape(len(parts), -1, C)
-    counts = np.array([n for _, _, n in parts], dtype=np.float64)[:, None, None]
-    mean = sums.sum(axis=(0, 1)) / M
-    var = (m2s.sum(axis=(0, 1)) + (counts * (sums / counts - mean) ** 2).sum(axis=(0, 1))) / M
-    return mean, var
+    if len(parts) == 1:
+        s, m2, _ = parts[0]
+        return s / M, m2 / M
+    sums, m2s, counts = (np.array(column) for column in zip(*parts))      # (blocks, C), (blocks, C), (blocks,)
+    mean = sums.sum(axis=0) / M
+    m2 = m2s.sum(axis=0) + (counts[:, None] * (sums / counts[:, None] - mean) ** 2).sum(axis=0)
+    return mean, m2 / M
 
 
 def _normalise(x2, N, C, scale, shift, relu):
@@ -154,12 +158,11 @@ def _backward(layer, dout, cache, passes=None):
     def sums(n0, n1):
         rows = slice(n0 * H, n1 * H)
         g = dy2[rows] if passes is None else np.multiply(dy2[rows], passes[rows], out=dx2[rows])
-        return (g.sum(axis=0, dtype=g.dtype).astype(np.float64),
-                np.einsum("ij,ij->j", g, x2[rows]).astype(np.float64))
+        return (fold_w(g.sum(axis=0, dtype=g.dtype).astype(np.float64), C),
+                fold_w(np.einsum("ij,ij->j", g, x2[rows]).astype(np.float64), C))
 
     parts = parallel_over_batch(sums, N, per_image)
-    sdy = np.stack([s for s, _ in parts]).reshape(-1, C).sum(axis=0)
-    sdyx = np.stack([s for _, s in parts]).reshape(-1, C).sum(axis=0)
+    sdy, sdyx = parts[0] if len(parts) == 1 else np.sum(parts, axis=0)       # added in block order
     inv64, mean64 = inv_std.astype(np.float64), mean.astype(np.float64)
     dgamma64 = inv64 * (sdyx - mean64 * sdy)
     a = gamma.astype(np.float64) * inv64

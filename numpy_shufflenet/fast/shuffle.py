@@ -28,20 +28,21 @@ def _shuffle(x, groups):
     """
     N, C, H, W = x.shape
     xh = x.transpose(0, 2, 3, 1)
-    if xh.flags.c_contiguous and not x.flags.c_contiguous:
+    channels_last = xh.flags.c_contiguous and not x.flags.c_contiguous
+    if channels_last:
         src = xh.reshape(N, H, W, groups, C // groups).transpose(0, 1, 2, 4, 3)
         out = np.empty((N, H, W, C // groups, groups), dtype=x.dtype)
-        back = lambda out: out.reshape(N, H, W, C).transpose(0, 3, 1, 2)
     else:
         src = x.reshape(N, groups, C // groups, H, W).transpose(0, 2, 1, 3, 4)
         out = np.empty((N, C // groups, groups, H, W), dtype=x.dtype)
-        back = lambda out: out.reshape(N, C, H, W)
 
     def block(n0, n1):
         out[n0:n1] = src[n0:n1]
 
     parallel_over_batch(block, N, C * H * W)             # blocks of images, on several threads
-    return back(out)
+    if channels_last:
+        return out.reshape(N, H, W, C).transpose(0, 3, 1, 2)
+    return out.reshape(N, C, H, W)
 
 
 def channel_shuffle_forward(x, groups):
