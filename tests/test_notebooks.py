@@ -11,7 +11,8 @@
 * ``test_notebook_is_clean`` checks what is committed: valid nbformat 4, no outputs, no execution counts, notebook
   metadata limited to ``kernelspec`` (the ``python3`` kernel) and ``language_info``, cell metadata limited to
   ``tags`` and ``nbgrader`` (the exercise cells' grading metadata), and code without IPython magics or shell
-  escapes (the notebooks must stay plain Python), without ``np.random.seed`` (use ``np.random.default_rng``) and without ``sys.path`` edits (import the installed package).
+  escapes (the notebooks must stay plain Python), without ``np.random.seed`` (use ``np.random.default_rng``) and
+  without ``sys.path`` edits (import the installed package).
 
 The notebooks are collected when pytest starts (sorted by name), so a notebook added to ``notebooks/`` is tested
 without touching this file. With no notebooks at all, the tests are reported as skipped.
@@ -82,7 +83,8 @@ def test_notebook_is_clean(path):
     for index, cell in enumerate(nb.cells):
         where = f"{path.name}: cell {index}"
         extra = set(cell.metadata) - ALLOWED_CELL_METADATA
-        assert not extra, f"{where}: cell metadata {sorted(extra)} should be stripped (only {sorted(ALLOWED_CELL_METADATA)} may stay)"
+        assert not extra, \
+            f"{where}: cell metadata {sorted(extra)} should be stripped (only {sorted(ALLOWED_CELL_METADATA)} may stay)"
         if cell.cell_type != "code":
             continue
         assert cell.outputs == [], f"{where}: outputs should be stripped before committing"
