@@ -3,7 +3,7 @@ gradient, in float64 to 1e-10, on hypothesis-drawn configurations; and they pass
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from numpy_shufflenet import fast, functional
@@ -68,8 +68,9 @@ def test_conv2d(cfg):
 @SETTINGS
 @given(st.integers(1, 3), st.integers(1, 6), st.integers(1, 7), st.integers(1, 7), st.booleans(), st.integers(0, 999))
 def test_batchnorm2d(N, C, H, W, training, seed):
-    if training and N * H * W < 2:
-        return
+    # With 2 values per channel, xhat = +-1 and the training-mode dx is exactly 0: both sides are rounding
+    # noise, and a relative error between two noises means nothing. From 3 values on dx is a real number.
+    assume(not training or N * H * W >= 3)
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((N, C, H, W)) * 3 + 1
     gamma, beta = rng.uniform(0.5, 1.5, C), rng.standard_normal(C)

@@ -10,8 +10,9 @@
   ``stderr`` outputs, and the executed notebook must stay small.
 * ``test_notebook_is_clean`` checks what is committed: valid nbformat 4, no outputs, no execution counts, notebook
   metadata limited to ``kernelspec`` (the ``python3`` kernel) and ``language_info``, cell metadata limited to
-  ``tags`` and ``nbgrader`` (the exercise cells' metadata, whose rules ``tests/test_student.py`` checks), and code without IPython magics or shell escapes (the notebooks must stay plain Python), without
-  ``np.random.seed`` (use ``np.random.default_rng``) and without ``sys.path`` edits (import the installed package).
+  ``tags`` and ``nbgrader`` (the exercise cells' grading metadata), and code without IPython magics or shell
+  escapes (the notebooks must stay plain Python), without ``np.random.seed`` (use ``np.random.default_rng``) and
+  without ``sys.path`` edits (import the installed package).
 
 The notebooks are collected when pytest starts (sorted by name), so a notebook added to ``notebooks/`` is tested
 without touching this file. With no notebooks at all, the tests are reported as skipped.
@@ -30,7 +31,7 @@ NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
 MAX_STDERR_OUTPUTS = 40      # stored stderr outputs per notebook (a progress bar: a few per epoch, not hundreds)
 MAX_EXECUTED_BYTES = 2_000_000     # the executed notebook, figures included
 ALLOWED_NOTEBOOK_METADATA = {"kernelspec", "language_info"}
-ALLOWED_CELL_METADATA = {"tags", "nbgrader"}      # nbgrader: the exercise cells (checked in test_student.py)
+ALLOWED_CELL_METADATA = {"tags", "nbgrader"}     # nbgrader: the course's exercise cells (grade_id, points)
 
 
 def _params():
@@ -82,7 +83,8 @@ def test_notebook_is_clean(path):
     for index, cell in enumerate(nb.cells):
         where = f"{path.name}: cell {index}"
         extra = set(cell.metadata) - ALLOWED_CELL_METADATA
-        assert not extra, f"{where}: cell metadata {sorted(extra)} should be stripped (only 'tags' and 'nbgrader' may stay)"
+        assert not extra, \
+            f"{where}: cell metadata {sorted(extra)} should be stripped (only {sorted(ALLOWED_CELL_METADATA)} may stay)"
         if cell.cell_type != "code":
             continue
         assert cell.outputs == [], f"{where}: outputs should be stripped before committing"
