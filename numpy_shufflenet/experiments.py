@@ -11,6 +11,7 @@
 import numpy as np
 
 from . import paper
+from ._checks import as_rng
 from .nn import BatchNorm2d, ChannelShuffle, Conv2d, GlobalAvgPool2d, GroupReadout, Linear, ReLU, Sequential
 from .optim import SGD
 from .train import fit
@@ -37,7 +38,7 @@ def information_flow_task(n, groups=3, channels_per_group=4, *, seed=0, dtype=np
 
 def information_flow_model(groups=3, in_channels=12, hidden=48, *, shuffle, rng=None, dtype=np.float32):
     """Two 1x1 group convolutions (with or without a shuffle between them) read out from output group 0."""
-    rng = np.random.default_rng(0) if rng is None else rng
+    rng = as_rng(rng, seed=0)
     layers = [Conv2d(in_channels, hidden, 1, groups=groups, rng=rng, dtype=dtype), BatchNorm2d(hidden, dtype=dtype),
               ReLU()]
     if shuffle:

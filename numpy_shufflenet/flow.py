@@ -28,7 +28,7 @@ windows) is ignored. ``M[o, i]`` says "some pixel of output channel ``o`` depend
 
 import numpy as np
 
-from ._checks import check_float_array, check_int
+from ._checks import as_rng, check_divisible, check_float_array, check_int
 from .functional.shuffle import channel_shuffle_indices
 from .model import ShuffleUnit
 from .nn import (AvgPool2d, BatchNorm2d, ChannelShuffle, Conv2d, GlobalAvgPool2d, Linear, MaxPool2d, Module,
@@ -60,8 +60,7 @@ def channel_groups(channels, groups):
     """
     channels = check_int(LAYER, "channels", channels, 1)
     groups = check_int(LAYER, "groups", groups, 1)
-    if channels % groups:
-        raise ValueError(f"{LAYER}: expected channels divisible by groups={groups}, got {channels} channels")
+    check_divisible(LAYER, "channels", channels, groups)
     return np.arange(channels) // (channels // groups)
 
 
@@ -380,7 +379,7 @@ def jacobian_connectivity(module, x, *, training=True, rtol=1e-12, rng=None, max
     if x.ndim not in (2, 4):
         raise ValueError(f"{LAYER}: expected x to be 4-D (N, C, H, W) or 2-D (N, F), got shape {x.shape}")
     x = x.astype(_param_dtype(module, x.dtype))
-    rng = np.random.default_rng(0) if rng is None else rng
+    rng = as_rng(rng, seed=0)
     modes = [(m, m.training) for _, m in module.named_modules()]
     state = module.state_dict()                       # running statistics change in a training-mode forward
     try:

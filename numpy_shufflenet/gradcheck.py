@@ -28,6 +28,7 @@ was found.
 
 import numpy as np
 
+from ._checks import as_rng
 from .nn import BatchNorm2d, Module
 
 
@@ -175,7 +176,7 @@ def randomize_batchnorm(module, rng=None):
     the depthwise convolution commute with a positive scale, and the second batch norm divides it out), so its
     gradient is rounding noise, and a gradient check of it is meaningless. Random ``beta`` breaks that symmetry.
     """
-    rng = np.random.default_rng(0) if rng is None else rng
+    rng = as_rng(rng, seed=0)
     for _, m in module.named_modules():
         if isinstance(m, BatchNorm2d):
             m.weight.data = rng.uniform(0.5, 1.5, m.weight.shape).astype(m.weight.dtype)
@@ -222,7 +223,7 @@ def check_module(module, x, *, dout=None, h=1e-6, tol=1e-6, num_samples=None, rn
     _refuse_not_finite("the input x", x)
     for name, p in module.named_parameters():
         _refuse_not_finite(f"parameter {name}", p.data)
-    rng = np.random.default_rng(0) if rng is None else rng
+    rng = as_rng(rng, seed=0)
     buffers = {name: getattr(m, attr).copy() for name, m, attr in module.named_buffers()}
 
     def restore_buffers():

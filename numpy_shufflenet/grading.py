@@ -30,9 +30,9 @@ For each submission:
 
 The statuses, one per exercise: ``passed`` (every check ran without error), ``failed`` (some check raised; the
 points count the ones that passed), ``not done`` (the stub is still there, or a check met
-``NotImplementedError`` or the course checks' ``ExerciseNotDone``), ``error`` (the student's own cell raised, or the kernel died in it; the checks still
-decide the points), ``timeout``, ``not run`` (the run stopped before this exercise's checks), ``missing`` (the
-cell or the whole notebook is not in the submission), ``invalid`` (the file is not valid JSON, not a notebook,
+``NotImplementedError`` or the course checks' ``ExerciseNotDone``), ``error`` (the student's own cell raised, or
+the kernel died in it; the checks still decide the points), ``timeout``, ``not run`` (the run stopped before
+this exercise's checks), ``missing`` (the cell or the whole notebook is not in the submission), ``invalid`` (the file is not valid JSON, not a notebook,
 or larger than :data:`MAX_NOTEBOOK_BYTES`) and ``manual`` (a written answer: ``points`` is left empty for the
 grader, or 0 when nothing was written).
 

@@ -4,7 +4,8 @@ A ShuffleNet unit is a bottleneck residual unit whose 1x1 convolutions are *grou
 shuffle after the first one so that the second sees every group, and a 3x3 *depthwise* convolution in the
 middle::
 
-    stride 1 (Fig. 2 b):  x -> [1x1 GConv -> BN -> ReLU -> shuffle -> 3x3 DWConv -> BN -> 1x1 GConv -> BN] -> + x -> ReLU
+    stride 1 (Fig. 2 b):  x -> [1x1 GConv -> BN -> ReLU -> shuffle -> 3x3 DWConv -> BN -> 1x1 GConv -> BN]
+                            -> + x -> ReLU
     stride 2 (Fig. 2 c):  x -> [the same branch, DWConv with stride 2] -> concat([AvgPool3x3/s2(x), branch]) -> ReLU
 
 The bottleneck has ``out_channels // 4`` channels. A stride-2 unit concatenates, so its branch produces only

@@ -22,7 +22,7 @@ from numpy_shufflenet.model import ShuffleNet
 from numpy_shufflenet.nn import GroupReadout, Linear, Module, Parameter, Sequential
 from numpy_shufflenet.optim import SGD
 from numpy_shufflenet.train import evaluate, fit, load_checkpoint, progress_bar, train_shapes
-from numpy_shufflenet.weights import load_weights, save_weights
+from numpy_shufflenet.weights import load_weights
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -269,7 +269,7 @@ def test_grade_timeout_must_be_positive_seconds(tmp_path, capsys, timeout):
     with pytest.raises(SystemExit) as exit_:
         main(["grade", str(tmp_path), "--timeout", timeout])
     assert exit_.value.code == 2
-    assert f"argument --timeout: expected a number of seconds" in capsys.readouterr().err
+    assert "argument --timeout: expected a number of seconds" in capsys.readouterr().err
 
 
 def test_source_with_bad_metadata_is_refused(tmp_path, capsys):

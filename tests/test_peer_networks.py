@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from numpy_shufflenet import paper
-from numpy_shufflenet.baselines import (TABLE4_STRUCTURES, TABLE4_WIDTHS, CeilMaxPool2d, Concat, alexnet,
+from numpy_shufflenet.baselines import (TABLE4_STRUCTURES, CeilMaxPool2d, Concat, alexnet,
                                         build_shapes_only, depthwise_bottleneck_unit, fire, googlenet, inception,
                                         macro_network, shufflenet_with_widths, squeezenet, table4_network, vgg16)
 from numpy_shufflenet.counting import count_multiply_adds, count_params

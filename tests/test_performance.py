@@ -14,7 +14,6 @@ from numpy_shufflenet import fast as F
 from numpy_shufflenet.functional.windows import col2im, im2col, pad2d, tap, unpad2d
 from numpy_shufflenet.fast.layout import from_nhwc, merge_crop, pad_split, to_nhwc
 from numpy_shufflenet.model import ShuffleNet, ShuffleUnit
-from numpy_shufflenet.nn import Module
 
 from conftest import assert_same
 

@@ -65,7 +65,6 @@ def pad_split(xh, padding, stride, value=0.0, out=None):
     """
     (ph, pw), sw = padding, stride[1]
     N, H, W, C = xh.shape
-    Hp, Wp = H + 2 * ph, W + 2 * pw
     phases = []
     for r, shape in enumerate(phase_shapes(xh.shape, padding, stride)):
         width = shape[2]                                # padded columns r, r + sw, ... below Wp

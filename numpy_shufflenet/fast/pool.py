@@ -221,7 +221,8 @@ def global_avg_pool2d_forward(x):
     """
     check_float_array(LAYER_GLOBAL, "x", x, ndim=4)
     N, C, H, W = x.shape
-    return to_nhwc(x).reshape(N, H * W, C).mean(axis=1), GlobalPoolCache(x.shape, x.dtype)   # same sums in either layout
+    out = to_nhwc(x).reshape(N, H * W, C).mean(axis=1)             # the same sums in either layout
+    return out, GlobalPoolCache(x.shape, x.dtype)
 
 
 def global_avg_pool2d_backward(dout, cache):

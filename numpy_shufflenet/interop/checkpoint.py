@@ -216,8 +216,8 @@ class _RestrictedUnpickler(pickle.Unpickler):
         raise CheckpointRefusedError(
             f"{LAYER}: refused: the file asks for the global {full!r}, which a tensor checkpoint does not need "
             f"(allowed: collections.OrderedDict, torch.Size, torch._utils rebuild functions, torch storage types "
-            f"and dtypes, set, bytearray, complex); nothing from the file was run. Only load checkpoints whose origin you trust, and "
-            f"save weights alone with torch.save(model.state_dict(), path)")
+            f"and dtypes, set, bytearray, complex); nothing from the file was run. Only load checkpoints whose "
+            f"origin you trust, and save weights alone with torch.save(model.state_dict(), path)")
 
     def persistent_load(self, pid):
         if self._storage_id is None:
