@@ -32,9 +32,9 @@ The statuses, one per exercise: ``passed`` (every check ran without error), ``fa
 points count the ones that passed), ``not done`` (the stub is still there, or a check met
 ``NotImplementedError`` or the course checks' ``ExerciseNotDone``), ``error`` (the student's own cell raised, or
 the kernel died in it; the checks still decide the points), ``timeout``, ``not run`` (the run stopped before
-this exercise's checks), ``missing`` (the cell or the whole notebook is not in the submission), ``invalid`` (the file is not valid JSON, not a notebook,
-or larger than :data:`MAX_NOTEBOOK_BYTES`) and ``manual`` (a written answer: ``points`` is left empty for the
-grader, or 0 when nothing was written).
+this exercise's checks), ``missing`` (the cell or the whole notebook is not in the submission), ``invalid``
+(the file is not valid JSON, not a notebook, or larger than :data:`MAX_NOTEBOOK_BYTES`) and ``manual`` (a
+written answer: ``points`` is left empty for the grader, or 0 when nothing was written).
 
 Nothing about one submission stops the others: every failure is a status and a message. The results go to
 ``grades.csv`` (columns :data:`COLUMNS`, one row per student, notebook and exercise) and to one feedback file
