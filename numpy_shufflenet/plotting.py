@@ -25,10 +25,10 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import FancyBboxPatch, Rectangle
 
 from . import flow
-from .nn import AvgPool2d, BatchNorm2d, ChannelShuffle, Conv2d, MaxPool2d, ReLU
+from .nn import AvgPool2d, BatchNorm2d, ChannelShuffle, Conv2d, MaxPool2d, ReLU, Residual
 
 __all__ = ["group_colors", "plot_group_conv_flow", "plot_connectivity", "layer_label", "plot_unit_diagram",
-           "plot_history"]
+           "plot_residual_diagram", "plot_history"]
 
 # Red, green, blue as in the paper's Fig. 1, then more distinct colours for more groups.
 GROUP_COLORS = ["#d62728", "#2ca02c", "#1f77b4", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf",
@@ -311,6 +311,48 @@ def _arrow(ax, start, end):
                 arrowprops=dict(arrowstyle="-|>", color="0.2", linewidth=1.1, shrinkA=0, shrinkB=0))
 
 
+class _UnitLayout:
+    """Where a unit diagram's parts go: the branch on the right, the shortcut on the left, then merge and ReLU."""
+
+    def __init__(self, n_layers):
+        self.x_branch, self.x_short = 0.62, 0.18
+        self.y_in, self.y_merge = 0.0, -(n_layers + 1)
+        self.y_relu, self.y_out = self.y_merge - 1, self.y_merge - 2
+        self.y_split = self.y_in - 0.45
+
+
+def _draw_branch(ax, layout, children, input_text):
+    """The input, its split into branch and shortcut, and the branch's layers as boxes (read from ``children``)."""
+    xb, xs = layout.x_branch, layout.x_short
+    ax.text(xb, layout.y_in, input_text, ha="center", va="center", fontsize=10)
+    ax.plot([xb, xs, xs], [layout.y_split, layout.y_split, layout.y_merge], color="0.2", linewidth=1.1, zorder=1)
+    _arrow(ax, (xs, layout.y_merge), (xb - 0.23, layout.y_merge))
+    ax.plot(xb, layout.y_split, "o", color="0.2", markersize=4)
+    y_prev = layout.y_in - 0.3
+    for i, (name, module) in enumerate(children, start=1):
+        label, kind = layer_label(module)
+        side = f"{module.in_channels} \u2192 {module.out_channels} ch" if isinstance(module, Conv2d) else None
+        _arrow(ax, (xb, y_prev), (xb, -i + 0.31))
+        _box(ax, xb, -i, label, kind, gid=f"box:branch.{name}", side=side)
+        y_prev = -i - 0.31
+    _arrow(ax, (xb, y_prev), (xb, layout.y_merge + 0.31))
+
+
+def _draw_merge_and_output(ax, layout, merge, relu, output_text, title):
+    """The merge box (``merge``: label, gid, side note), the ReLU, the output line and the title."""
+    xb = layout.x_branch
+    label, gid, side = merge
+    _box(ax, xb, layout.y_merge, label, "merge", gid=gid, side=side)
+    _arrow(ax, (xb, layout.y_merge - 0.31), (xb, layout.y_relu + 0.31))
+    _box(ax, xb, layout.y_relu, layer_label(relu)[0], "relu", gid="box:relu")
+    _arrow(ax, (xb, layout.y_relu - 0.31), (xb, layout.y_out + 0.2))
+    ax.text(xb, layout.y_out, output_text, ha="center", va="center", fontsize=10)
+    ax.set_title(title, fontsize=11)
+    ax.set_xlim(0, 1.12)
+    ax.set_ylim(layout.y_out - 0.5, layout.y_in + 0.5)
+    ax.set_axis_off()
+
+
 def plot_unit_diagram(unit, *, figsize=None):
     """Paper Fig. 2 (b) (stride 1) or (c) (stride 2): the block diagram of a ``ShuffleUnit``.
 
@@ -332,59 +374,61 @@ def plot_unit_diagram(unit, *, figsize=None):
         ``"box:concat"``, and ``"box:relu"``.
     """
     children = list(unit.branch.named_children())
-    n = len(children)
-    fig, ax = plt.subplots(figsize=figsize or (6.4, 0.62 * (n + 4) + 1.0))
-    x_branch, x_short = 0.62, 0.18
-    y_in, y_merge = 0.0, -(n + 1)
-    y_relu, y_out = y_merge - 1, y_merge - 2
-
-    # input, and the split into the branch and the shortcut
-    ax.text(x_branch, y_in, f"input ({unit.in_channels} channels)", ha="center", va="center", fontsize=10)
-    y_split = y_in - 0.45
-    ax.plot([x_branch, x_short, x_short], [y_split, y_split, y_merge], color="0.2", linewidth=1.1, zorder=1)
-    _arrow(ax, (x_short, y_merge), (x_branch - 0.23, y_merge))
-    ax.plot(x_branch, y_split, "o", color="0.2", markersize=4)
-
-    # the residual branch, layer by layer
-    y_prev = y_in - 0.3
-    for i, (name, module) in enumerate(children, start=1):
-        label, kind = layer_label(module)
-        side = f"{module.in_channels} \u2192 {module.out_channels} ch" if isinstance(module, Conv2d) else None
-        _arrow(ax, (x_branch, y_prev), (x_branch, -i + 0.31))
-        _box(ax, x_branch, -i, label, kind, gid=f"box:branch.{name}", side=side)
-        y_prev = -i - 0.31
-
-    # the shortcut
+    fig, ax = plt.subplots(figsize=figsize or (6.4, 0.62 * (len(children) + 4) + 1.0))
+    layout = _UnitLayout(len(children))
+    _draw_branch(ax, layout, children, f"input ({unit.in_channels} channels)")
     if unit.stride == 2:
         label, kind = layer_label(unit.shortcut)
-        _box(ax, x_short, (y_split + y_merge) / 2, label.replace(" (", "\n("), kind, gid="box:shortcut",
-             width=0.3, height=0.9)
-
-    # merge, ReLU, output
-    _arrow(ax, (x_branch, y_prev), (x_branch, y_merge + 0.31))
-    if unit.stride == 1:
-        _box(ax, x_branch, y_merge, "Add", "merge", gid="box:add")
-        out_text = f"output ({unit.out_channels} channels)"
-    else:
-        _box(ax, x_branch, y_merge, "Concat", "merge", gid="box:concat",
-             side=f"[shortcut, branch]\n{unit.in_channels} + {unit.branch_channels} = {unit.out_channels} ch")
+        _box(ax, layout.x_short, (layout.y_split + layout.y_merge) / 2, label.replace(" (", "\n("), kind,
+             gid="box:shortcut", width=0.3, height=0.9)
+        merge = ("Concat", "box:concat",
+                 f"[shortcut, branch]\n{unit.in_channels} + {unit.branch_channels} = {unit.out_channels} ch")
         out_text = f"output ({unit.out_channels} channels, half the height and width)"
-    _arrow(ax, (x_branch, y_merge - 0.31), (x_branch, y_relu + 0.31))
-    _box(ax, x_branch, y_relu, layer_label(unit.relu)[0], "relu", gid="box:relu")
-    _arrow(ax, (x_branch, y_relu - 0.31), (x_branch, y_out + 0.2))
-    ax.text(x_branch, y_out, out_text, ha="center", va="center", fontsize=10)
-
+    else:
+        merge, out_text = ("Add", "box:add", None), f"output ({unit.out_channels} channels)"
     notes = [f"g={unit.groups}"]
     if not unit.shuffle:
         notes.append("no shuffle")
     if not unit.grouped_first:
         notes.append("dense first 1x1")
     fig_name = "Fig. 2 (b)" if unit.stride == 1 else "Fig. 2 (c)"
-    ax.set_title(f"ShuffleNet unit, stride {unit.stride} (paper {fig_name})\n"
-                 f"{unit.in_channels} \u2192 {unit.out_channels} channels, {', '.join(notes)}", fontsize=11)
-    ax.set_xlim(0, 1.12)
-    ax.set_ylim(y_out - 0.5, y_in + 0.5)
-    ax.set_axis_off()
+    _draw_merge_and_output(ax, layout, merge, unit.relu, out_text,
+                           f"ShuffleNet unit, stride {unit.stride} (paper {fig_name})\n"
+                           f"{unit.in_channels} \u2192 {unit.out_channels} channels, {', '.join(notes)}")
+    fig.tight_layout()
+    return fig
+
+
+def plot_residual_diagram(unit, *, title="Bottleneck unit with depthwise convolution (paper Fig. 2 a)",
+                          figsize=None):
+    """The block diagram of any residual unit ``ReLU(x + branch(x))`` (:class:`~numpy_shufflenet.nn.Residual`:
+    paper Fig. 2 (a), a ResNet or ResNeXt unit), read from ``unit.branch``, with the boxes and colours of
+    :func:`plot_unit_diagram`, so that (a), (b) and (c) compare side by side.
+
+    Parameters
+    ----------
+    unit : Residual
+        With the identity shortcut (``shortcut=True``); its branch's convolutions give the channel counts.
+    title : str, the first line of the title (the second gives the channels)
+    figsize : (width, height) in inches, optional
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Boxes are ``FancyBboxPatch`` with gids ``"box:branch.<name>"``, ``"box:add"`` and ``"box:relu"``.
+    """
+    if not isinstance(unit, Residual) or not unit.shortcut:
+        raise TypeError(f"plot_residual_diagram: expected a Residual with its identity shortcut, got "
+                        f"{type(unit).__name__}" + ("" if not isinstance(unit, Residual) else " without it"))
+    children = list(unit.branch.named_children())
+    convs = [m for _, m in children if isinstance(m, Conv2d)]
+    channels = convs[0].in_channels if convs else None
+    where = f" ({channels} channels)" if channels else ""
+    fig, ax = plt.subplots(figsize=figsize or (6.4, 0.62 * (len(children) + 4) + 1.0))
+    layout = _UnitLayout(len(children))
+    _draw_branch(ax, layout, children, "input" + where)
+    _draw_merge_and_output(ax, layout, ("Add", "box:add", None), unit.relu, "output" + where,
+                           f"{title}\nidentity shortcut, {channels} \u2192 {channels} channels")
     fig.tight_layout()
     return fig
 

@@ -12,7 +12,7 @@ from matplotlib.patches import FancyBboxPatch  # noqa: E402
 from numpy_shufflenet.baselines import depthwise_bottleneck_unit, resnext_unit  # noqa: E402
 from numpy_shufflenet.model import ShuffleUnit  # noqa: E402
 from numpy_shufflenet.nn import Residual  # noqa: E402
-from numpy_shufflenet.plotting_units import plot_residual_diagram  # noqa: E402
+from numpy_shufflenet.plotting import plot_residual_diagram  # noqa: E402
 
 
 def box_labels(fig):
