@@ -199,3 +199,11 @@ def check_batchnorm_cache(layer, training, count, x_shape):
         raise ValueError(f"{layer}: the cache is inconsistent (training={training!r}, but its statistics were "
                          f"taken over {count} values per channel of an input of shape {tuple(x_shape)}); pass the "
                          f"cache of the forward pass unchanged")
+
+
+def check_same_keys(who, expected, state, what):
+    """Refuse a state dict that misses or adds entries; ``what`` says what ``expected`` holds."""
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    if missing or unexpected:
+        raise ValueError(f"{who}: expected {what}; missing {missing}, unexpected {unexpected}")

@@ -12,6 +12,7 @@ decay. The learning rate falls linearly from its initial value to 0 over trainin
 
 import numpy as np
 
+from ._checks import check_same_keys
 from .nn import Parameter
 
 
@@ -59,11 +60,8 @@ class SGD:
     def load_state_dict(self, state):
         """Restore :meth:`state_dict`'s output; every entry is checked before any buffer changes."""
         expected = self.state_dict()
-        missing = [k for k in expected if k not in state]
-        unexpected = [k for k in state if k not in expected]
-        if missing or unexpected:
-            raise ValueError(f"SGD.load_state_dict: expected {len(self.buffers)} momentum buffers and the step "
-                             f"count; missing {missing}, unexpected {unexpected}")
+        check_same_keys("SGD.load_state_dict", expected, state,
+                        f"{len(self.buffers)} momentum buffers and the step count")
         for name, value in state.items():
             if not isinstance(value, np.ndarray):
                 raise TypeError(f"SGD.load_state_dict: expected {name} to be a NumPy array, got "

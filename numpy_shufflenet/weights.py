@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 from numpy.lib import format as npy_format
 
+from ._checks import check_same_keys
+
 MAX_HEADER_BYTES = 10_000       # a .npy header of one array is ~128 bytes; NumPy's own reader stops at 10,000
 
 
@@ -76,11 +78,7 @@ def read_npz(path, expected, *, caller):
                 if name in members:
                     raise ValueError(f"{caller}: {path} holds the entry {name!r} twice")
                 members[name] = info
-            missing = [k for k in expected if k not in members]
-            unexpected = [k for k in members if k not in expected]
-            if missing or unexpected:
-                raise ValueError(f"{caller}: {path}: expected exactly the model's entries; missing {missing}, "
-                                 f"unexpected {unexpected}")
+            check_same_keys(f"{caller}: {path}", expected, members, "exactly the model's entries")
             return {name: _read_member(archive, members[name], name, example, f"{caller}: {path}")
                     for name, example in expected.items()}
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, NotImplementedError) as err:

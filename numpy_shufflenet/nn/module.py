@@ -9,7 +9,7 @@ forward order lists its parameters in forward order too.
 
 import numpy as np
 
-from .._checks import check_float_array
+from .._checks import check_float_array, check_same_keys
 from ..kernels import kernel_pair
 
 
@@ -167,11 +167,7 @@ class Module:
         if not isinstance(state, dict):
             raise TypeError(f"{who}: expected a dict of name -> array, got {type(state).__name__}")
         own = self.state_dict()
-        missing = [k for k in own if k not in state]
-        unexpected = [k for k in state if k not in own]
-        if missing or unexpected:
-            raise ValueError(f"{who}: expected exactly the module's entries; missing {missing}, unexpected "
-                             f"{unexpected}")
+        check_same_keys(who, own, state, "exactly the module's entries")
         for name, value in state.items():
             if not isinstance(value, np.ndarray):
                 hint = " (call .numpy() on a torch tensor)" if hasattr(value, "numpy") else ""
