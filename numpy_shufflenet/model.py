@@ -174,8 +174,8 @@ class ShuffleUnit(Module):
         self._cache = x.shape
         y = self.branch.forward(x)
         if self.stride == 1:
-            return self.relu.forward(x + y)                                  # Fig. 2 b: add, then ReLU
-        return self.relu.forward(np.concatenate([self.shortcut.forward(x), y], axis=1))   # Fig. 2 c
+            return self.relu.forward_sum(x, y)                          # Fig. 2 b: relu(x + y)
+        return self.relu.forward_concat(self.shortcut.forward(x), y)    # Fig. 2 c: relu(concat(pool(x), y))
 
     def backward(self, dout):
         self._take_cache()

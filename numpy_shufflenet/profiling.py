@@ -132,6 +132,10 @@ _MISSING = object()
 _STATISTICS = {"median": np.median, "min": np.min}
 
 
+# A leaf's forward work: ``forward``, and the ReLU's fused residual forms (the sum or concatenation it ends).
+_FORWARD_METHODS = ("forward", "forward_sum", "forward_concat")
+
+
 def _statistic(name, statistic):
     if statistic not in _STATISTICS:
         raise ValueError(f"{name}: expected statistic 'median' or 'min', got {statistic!r}")
@@ -225,7 +229,8 @@ def time_layers(model, x, repeat=3, *, dout=None, statistic="median"):
     patched = []                                        # (module, attribute, what its __dict__ held before)
     try:
         for (_, module, _), (fwd_slot, bwd_slot) in zip(leaves, slots):
-            for attr, slot in (("forward", fwd_slot), ("backward", bwd_slot)):
+            methods = [(attr, fwd_slot) for attr in _FORWARD_METHODS if hasattr(module, attr)]
+            for attr, slot in methods + [("backward", bwd_slot)]:
                 patched.append((module, attr, module.__dict__.get(attr, _MISSING)))
                 setattr(module, attr, _timed(getattr(module, attr), slot))
         fwd = np.zeros((repeat, len(leaves)))

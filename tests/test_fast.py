@@ -178,3 +178,63 @@ def test_nan_and_minus_inf_route_gradients_as_pytorch(kernels):
     out, cache = kernels.relu_forward(x)
     np.testing.assert_array_equal(out, [[[[NAN, 0.0], [2.0, 0.0]]]])
     np.testing.assert_array_equal(kernels.relu_backward(np.ones_like(x), cache), [[[[1.0, 0.0], [1.0, 0.0]]]])
+
+
+# --------------------------------------------------------------------------------------------------------------
+# the fused ends of a unit: relu(x + y) and relu(concat(a, b)) in one pass equal the two steps of the textbook
+# --------------------------------------------------------------------------------------------------------------
+SPECIAL = np.array([NAN, -NAN, INF, -INF, 0.0, -0.0, 1e-300, -1e-300])
+
+
+def _with_specials(x):
+    x = x.copy()
+    x.reshape(-1)[:SPECIAL.size] = SPECIAL                # NaN, infinities and signed zeros through the fused path
+    return x
+
+
+@pytest.mark.parametrize("layout", [lambda a: a, channels_last], ids=["nchw", "channels_last"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_add_relu_is_relu_of_the_sum_bitwise(layout, dtype):
+    rng = np.random.default_rng(11)
+    x = layout(_with_specials(rng.standard_normal((3, 5, 4, 6))).astype(dtype))
+    y = layout(rng.standard_normal(x.shape).astype(dtype))
+    x0, y0 = x.copy(), y.copy()
+    out, cache = fast.add_relu_forward(x, y)
+    ref, ref_cache = functional.relu_forward(x + y)
+    assert out.dtype == dtype and out.strides == x.strides           # the input's memory layout
+    np.testing.assert_array_equal(out, ref)
+    dout = rng.standard_normal(x.shape).astype(dtype)
+    np.testing.assert_array_equal(fast.relu_backward(dout, cache), functional.relu_backward(dout, ref_cache))
+    np.testing.assert_array_equal(x, x0), np.testing.assert_array_equal(y, y0)       # inputs untouched
+
+
+@pytest.mark.parametrize("layout", [lambda a: a, channels_last], ids=["nchw", "channels_last"])
+def test_concat_relu_is_relu_of_the_concatenation_bitwise(layout):
+    rng = np.random.default_rng(12)
+    a = layout(_with_specials(rng.standard_normal((3, 4, 5, 6))))
+    b = layout(rng.standard_normal((3, 7, 5, 6)))
+    out, cache = fast.concat_relu_forward(a, b)
+    ref, ref_cache = functional.relu_forward(np.concatenate([a, b], axis=1))
+    assert out.shape == (3, 11, 5, 6) and out.transpose(0, 2, 3, 1).flags.c_contiguous       # channels-last
+    np.testing.assert_array_equal(out, ref)
+    dout = rng.standard_normal(out.shape)
+    np.testing.assert_array_equal(fast.relu_backward(dout, cache), functional.relu_backward(dout, ref_cache))
+
+
+@pytest.mark.parametrize("call, error, message", [
+    (lambda: fast.add_relu_forward(np.ones((2, 3, 4, 4)), np.ones((2, 3, 4, 5))), ValueError,
+     r"add_relu: expected y of shape \(2, 3, 4, 4\), got \(2, 3, 4, 5\)"),
+    (lambda: fast.add_relu_forward(np.ones((2, 3)), np.ones((2, 3), np.float32)), TypeError,
+     r"add_relu: expected y to have the same dtype as x \(float64\), got float32"),
+    (lambda: fast.add_relu_forward(np.ones((2, 3)), [[1.0] * 3] * 2), TypeError,
+     r"add_relu: expected y to be a numpy.ndarray, got list"),
+    (lambda: fast.concat_relu_forward(np.ones((2, 3, 4, 4)), np.ones((2, 5, 4, 3))), ValueError,
+     r"concat_relu: expected b of shape \(N, C_b, H, W\) = \(2, C_b, 4, 4\) like a, got \(2, 5, 4, 3\)"),
+    (lambda: fast.concat_relu_forward(np.ones((2, 3, 4)), np.ones((2, 3, 4))), ValueError,
+     r"concat_relu: expected a to be 4-D"),
+    (lambda: fast.concat_relu_forward(np.ones((1, 1, 2, 2), int), np.ones((1, 1, 2, 2))), TypeError,
+     r"concat_relu: expected a to have a float dtype"),
+])
+def test_fused_unit_ends_refuse_bad_input(call, error, message):
+    with pytest.raises(error, match=message):
+        call()

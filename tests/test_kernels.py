@@ -198,3 +198,23 @@ def test_a_backward_returning_the_wrong_arity_is_named():
         with pytest.raises(TypeError, match=r"use_kernels\(mine\): conv2d_backward must return \(dx, dw, db\), "
                                             r"got a tuple of 2"):
             conv.backward(np.ones_like(out))
+
+
+def test_a_students_relu_also_ends_every_unit():
+    """The fused ends of a unit (relu(x + y), relu(concat)) are the fast set's; a student's ReLU runs there too."""
+    calls = []
+
+    def relu_forward(x):
+        calls.append(x.shape)
+        return functional.relu_forward(x)
+
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((2, 24, 8, 8))
+    for stride in (1, 2):
+        unit = ShuffleUnit(24, 48 if stride == 2 else 24, groups=3, stride=stride, rng=rng, dtype=np.float64)
+        expected = unit.forward(x)
+        calls.clear()
+        with ns.use_kernels({"relu_forward": relu_forward, "relu_backward": functional.relu_backward}):
+            out = unit.forward(x)
+        assert calls[-1] == out.shape                     # the unit's last ReLU was the student's
+        assert rel_error(out, expected) < 1e-12

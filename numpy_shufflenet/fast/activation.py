@@ -3,15 +3,21 @@
 The same maths as the textbook :mod:`numpy_shufflenet.functional.activation`, with PyTorch's rules at NaN:
 ``max(NaN, 0)`` is NaN, and the gradient passes wherever the output is not ``<= 0`` (so also at NaN).
 The output keeps the input's memory layout (NCHW or channels-last).
+
+A ShuffleNet unit ends in a ReLU of a sum (Fig. 2 b: ``relu(x + branch)``) or of a concatenation (Fig. 2 c:
+``relu(concat(shortcut, branch))``). :func:`add_relu_forward` and :func:`concat_relu_forward` do the addition or
+the concatenation and the ReLU in one pass, block by block, instead of writing the sum to memory and reading it
+back; their backward pass is :func:`relu_backward`.
 """
 
 import numpy as np
 
-from .._checks import check_cache, check_dout, check_float_array
+from .._checks import check_cache, check_dout, check_float_array, check_shape
 from ..functional.activation import ReluCache
+from .layout import from_nhwc, to_nhwc
 from .threads import parallel_over_batch
 
-LAYER = "relu"
+LAYER, LAYER_ADD, LAYER_CONCAT = "relu", "add_relu", "concat_relu"
 
 
 def _batch_rows(a):
@@ -25,10 +31,13 @@ def _batch_rows(a):
     return None, None
 
 
-def _passes(out, zero_or_less):
-    """Where the gradient passes: ``not (out <= 0)``, written into the bool array ``zero_or_less``."""
-    np.less_equal(out, 0, out=zero_or_less)
-    return np.logical_not(zero_or_less, out=zero_or_less)
+def relu_mask(out, mask):
+    """Where the gradient passes, from the ReLU's *output*: ``out != 0``, written into the bool array ``mask``.
+
+    The same as ``not (x <= 0)`` on the input: ``max(x, 0)`` is 0 exactly where ``x <= 0`` and NaN where ``x`` is
+    NaN (``NaN != 0``), so one comparison gives PyTorch's rule.
+    """
+    return np.not_equal(out, 0, out=mask)
 
 
 def relu_forward(x):
@@ -47,12 +56,12 @@ def relu_forward(x):
     rows, shape_back = _batch_rows(x)
     if rows is None:
         out = np.maximum(x, 0)
-        return out, ReluCache(_passes(out, np.empty(out.shape, dtype=bool)), x.dtype)
+        return out, ReluCache(relu_mask(out, np.empty(out.shape, dtype=bool)), x.dtype)
     out, mask = np.empty_like(rows), np.empty(rows.shape, dtype=bool)
 
     def block(n0, n1):
         np.maximum(rows[n0:n1], 0, out=out[n0:n1])
-        _passes(out[n0:n1], mask[n0:n1])
+        relu_mask(out[n0:n1], mask[n0:n1])
 
     parallel_over_batch(block, rows.shape[0], rows.shape[1])
     return shape_back(out), ReluCache(shape_back(mask), x.dtype)
@@ -73,6 +82,68 @@ def relu_backward(dout, cache):
 
     parallel_over_batch(block, dx.shape[0], dx.shape[1])
     return shape_back(dx)
+
+
+def add_relu_forward(x, y):
+    """``relu(x + y)`` in one pass: the residual connection of a stride-1 unit and the ReLU after it.
+
+    Parameters
+    ----------
+    x, y : ndarray, same shape and dtype
+
+    Returns
+    -------
+    out : ndarray, the same numbers as ``relu_forward(x + y)[0]``, in ``x``'s memory layout
+    cache : ReluCache for :func:`relu_backward` (the gradient reaches ``x`` and ``y`` alike)
+    """
+    check_float_array(LAYER_ADD, "x", x)
+    check_float_array(LAYER_ADD, "y", y, dtype=x.dtype)
+    check_shape(LAYER_ADD, "y", y, x.shape)
+    rows, shape_back = _batch_rows(x)
+    if rows is None:
+        return relu_forward(x + y)
+    y_rows = _same_layout_rows(y, x)
+    out, mask = np.empty_like(rows), np.empty(rows.shape, dtype=bool)
+
+    def block(n0, n1):
+        o = np.add(rows[n0:n1], y_rows[n0:n1], out=out[n0:n1])
+        np.maximum(o, 0, out=o)
+        relu_mask(o, mask[n0:n1])
+
+    parallel_over_batch(block, rows.shape[0], rows.shape[1])
+    return shape_back(out), ReluCache(shape_back(mask), x.dtype)
+
+
+def concat_relu_forward(a, b):
+    """``relu(concatenate([a, b], axis=1))`` in one pass: the end of a stride-2 unit (shortcut, then branch).
+
+    Parameters
+    ----------
+    a : ndarray, shape (N, C_a, H, W)
+    b : ndarray, shape (N, C_b, H, W), same dtype
+
+    Returns
+    -------
+    out : ndarray, shape (N, C_a + C_b, H, W), channels-last in memory
+    cache : ReluCache for :func:`relu_backward`; the gradient of ``a`` is ``dx[:, :C_a]``, of ``b`` the rest
+    """
+    check_float_array(LAYER_CONCAT, "a", a, ndim=4)
+    check_float_array(LAYER_CONCAT, "b", b, ndim=4, dtype=a.dtype)
+    N, Ca, H, W = a.shape
+    if b.shape[:1] + b.shape[2:] != (N, H, W):
+        raise ValueError(f"{LAYER_CONCAT}: expected b of shape (N, C_b, H, W) = ({N}, C_b, {H}, {W}) like a, "
+                         f"got {b.shape}")
+    ah, bh = to_nhwc(a), to_nhwc(b)
+    out = np.empty((N, H, W, Ca + b.shape[1]), dtype=a.dtype)
+    mask = np.empty(out.shape, dtype=bool)
+
+    def block(n0, n1):
+        np.maximum(ah[n0:n1], 0, out=out[n0:n1, :, :, :Ca])
+        np.maximum(bh[n0:n1], 0, out=out[n0:n1, :, :, Ca:])
+        relu_mask(out[n0:n1], mask[n0:n1])
+
+    parallel_over_batch(block, N, out[0].size)
+    return from_nhwc(out), ReluCache(from_nhwc(mask), a.dtype)
 
 
 def _same_layout_rows(a, like):

@@ -46,6 +46,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .._checks import check_batchnorm_args, check_batchnorm_cache, check_cache, check_dout
+from .activation import relu_mask
 from .layout import fold_w, from_nhwc, tile_w, to_nhwc
 from .threads import parallel_over_batch
 
@@ -113,9 +114,8 @@ def _normalise(x2, N, C, scale, shift, relu):
         ob = np.multiply(x2[rows], scale_t, out=out2[rows])
         ob += shift_t
         if relu:
-            # The ReLU's gradient passes where not (out <= 0): also at NaN, as PyTorch's ReLU backward does.
-            np.logical_not(np.less_equal(ob, 0, out=passes[rows]), out=passes[rows])
             np.maximum(ob, 0, out=ob)
+            relu_mask(ob, passes[rows])           # where the ReLU's gradient passes (also at NaN, as PyTorch)
 
     parallel_over_batch(block, N, x2.shape[1] * H)
     return out2, passes

@@ -92,10 +92,14 @@ class Conv2d(Module):
         return s + ("" if self.bias is not None else ", bias=False")
 
 
+def _fast_relu():
+    """True when the active ReLU kernels are the fast ones: only then may a ReLU fuse with what comes before."""
+    return kernel_pair("relu") == (fast.relu_forward, fast.relu_backward)
+
+
 def _fast_batchnorm_and_relu():
     """True when the active kernels of both batch norm and ReLU are the fast ones: only then may they fuse."""
-    return (kernel_pair("batchnorm2d") == (fast.batchnorm2d_forward, fast.batchnorm2d_backward)
-            and kernel_pair("relu") == (fast.relu_forward, fast.relu_backward))
+    return kernel_pair("batchnorm2d") == (fast.batchnorm2d_forward, fast.batchnorm2d_backward) and _fast_relu()
 
 
 def _pass_through(dout, cache):
@@ -187,6 +191,24 @@ class ReLU(Module):
             self._cache = (_pass_through, None)
             return x
         return self._run("relu", x)
+
+    def forward_sum(self, x, y):
+        """``forward(x + y)``, a residual connection and this ReLU: with the fast ReLU active, one pass
+        (:func:`~numpy_shufflenet.fast.add_relu_forward`); with any other ReLU, the sum and then the ReLU."""
+        if not _fast_relu():
+            return self.forward(x + y)
+        out, cache = fast.add_relu_forward(x, y)
+        self._cache = (fast.relu_backward, cache)
+        return out
+
+    def forward_concat(self, a, b):
+        """``forward(np.concatenate([a, b], axis=1))``: with the fast ReLU active, one pass
+        (:func:`~numpy_shufflenet.fast.concat_relu_forward`); with any other ReLU, the concatenation, then it."""
+        if not _fast_relu():
+            return self.forward(np.concatenate([a, b], axis=1))
+        out, cache = fast.concat_relu_forward(a, b)
+        self._cache = (fast.relu_backward, cache)
+        return out
 
     def backward(self, dout):
         return self._run_backward(dout)
