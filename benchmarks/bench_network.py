@@ -143,19 +143,9 @@ def _cpu_model():
 
 
 def _blas_info():
-    """NumPy's BLAS: the library it was built with and, if threadpoolctl is installed, the kernel it picked."""
-    import numpy as np
-    try:
-        blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
-        built = f"{blas.get('name')} {blas.get('version')}"
-    except Exception:              # the layout of show_config differs between NumPy versions
-        built = "unknown"
-    try:
-        from threadpoolctl import threadpool_info
-    except ImportError:
-        return f"{built} (threadpoolctl not installed: kernel and thread count not shown)"
-    pools = [p for p in threadpool_info() if p.get("internal_api") == "openblas"]
-    return built + "".join(f", {p.get('architecture')} kernel, {p.get('num_threads')} threads" for p in pools)
+    """NumPy's BLAS as it reports itself, and whether the fast kernels pause its idle threads."""
+    from numpy_shufflenet.fast.blas import blas_description
+    return blas_description()
 
 
 def machine_description():

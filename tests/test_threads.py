@@ -8,16 +8,19 @@
 * **many blocks == one block, to rounding**: splitting changes only the order of the batch-norm and depthwise
   weight sums;
 * **no race**: many small random configurations, each run on 1 and on 3 threads and compared bitwise;
-* **no BLAS in the workers**: every matrix product of a training step runs in the calling thread.
+* **no BLAS in the workers**: every matrix product of a training step runs in the calling thread;
+* **OpenBLAS's idle threads are paused** before our threads run (and never with one thread), and matrix products
+  after a pause are still right.
 """
 
 import threading
+import time
 
 import numpy as np
 import pytest
 
 from numpy_shufflenet import fast
-from numpy_shufflenet.fast import threads
+from numpy_shufflenet.fast import blas, threads
 from numpy_shufflenet.functional import softmax_cross_entropy
 from numpy_shufflenet.model import ShuffleNet
 
@@ -147,6 +150,8 @@ def _kernel_runs(rng, x):
         "max pool": pair(fast.max_pool2d_forward, fast.max_pool2d_backward, kernel_size=3, stride=2, padding=1),
         "avg pool": pair(fast.avg_pool2d_forward, fast.avg_pool2d_backward, kernel_size=3, stride=2, padding=1),
         "relu": pair(fast.relu_forward, fast.relu_backward),
+        "add + relu": pair(lambda x: fast.add_relu_forward(x, 0.5 - x * x), fast.relu_backward),
+        "concat + relu": pair(lambda x: fast.concat_relu_forward(x, x[:, :2] - 0.25), fast.relu_backward),
         "shuffle": pair(fast.channel_shuffle_forward, fast.channel_shuffle_backward, groups=3),
     }
 
@@ -273,3 +278,60 @@ def test_matrix_products_stay_in_the_calling_thread(tiny_blocks, monkeypatch):
     _step(model, rng.standard_normal((4, 3, 32, 32)).astype(np.float32), rng.integers(0, 10, 4))
     assert callers, "the spy saw no matrix product: it would prove nothing"
     assert set(callers) == {threading.main_thread()}
+
+
+# --------------------------------------------------------------------------------------------------------------
+# OpenBLAS's waiting threads
+# --------------------------------------------------------------------------------------------------------------
+def test_blas_threads_are_paused_before_our_threads_run_and_never_on_one_thread(tiny_blocks, monkeypatch):
+    calls = []
+    monkeypatch.setattr(threads, "pause_blas_threads", lambda: calls.append(1))
+    rng = np.random.default_rng(5)
+    model = ShuffleNet(groups=3, scale=0.25, num_classes=10, rng=rng)
+    x, y = rng.standard_normal((4, 3, 32, 32)).astype(np.float32), rng.integers(0, 10, 4)
+    fast.set_num_threads(1)
+    _step(model, x, y)
+    assert calls == []
+    fast.set_num_threads(2)
+    _step(model, x, y)
+    assert len(calls) > 10                               # one per region that runs on several threads
+
+
+def test_matrix_products_are_right_after_a_pause():
+    rng = np.random.default_rng(6)
+    a, b = rng.standard_normal((700, 300)), rng.standard_normal((300, 200))
+    expected = np.einsum("ik,kj->ij", a, b)             # no BLAS: an independent route
+    for _ in range(3):
+        blas.pause_blas_threads()
+        np.testing.assert_allclose(a @ b, expected, rtol=1e-12, atol=1e-12)
+        blas.pause_blas_threads()
+        blas.pause_blas_threads()                        # pausing twice is harmless
+    description = blas.blas_description()
+    assert isinstance(description, str) and description
+
+
+def test_blas_description_says_what_was_found(monkeypatch):
+    monkeypatch.setattr(blas, "_info", None)             # both restored after the test
+    monkeypatch.setattr(blas, "_shutdown", None)
+    monkeypatch.setattr(blas, "_loaded_openblas_paths", lambda: [])
+    assert blas.blas_description() == "no OpenBLAS thread pool found (nothing to pause)"
+    blas.pause_blas_threads()                            # nothing found: a no-op
+
+
+def _cpu_seconds_while_asleep(after):
+    a = np.ones((3000, 400))
+    a @ a.T                                              # large enough for OpenBLAS to use its threads
+    after()
+    start = time.process_time()                          # CPU time of every thread of this process
+    time.sleep(0.2)
+    return time.process_time() - start
+
+
+def test_a_pause_stops_openblas_busy_waiting():
+    """Right after a product OpenBLAS's threads busy-wait (CPU time while this process sleeps); not after a pause."""
+    if "paused" not in blas.blas_description():
+        pytest.skip(f"nothing to pause here: {blas.blas_description()}")
+    waiting = _cpu_seconds_while_asleep(lambda: None)
+    if waiting < 0.05:
+        pytest.skip(f"OpenBLAS did not busy-wait after a product here ({waiting:.3f} s of CPU in 0.2 s)")
+    assert _cpu_seconds_while_asleep(blas.pause_blas_threads) < 0.05

@@ -12,7 +12,8 @@ images** along the batch axis (:func:`batch_blocks`) and hand the blocks to :fun
   run one after the other in the calling thread: no pool, no dispatch cost;
 * work inside a block never calls BLAS (no ``matmul``, ``dot``, ``tensordot`` or ``einsum(optimize=True)``):
   OpenBLAS runs its own threads, and it is never called from two of ours at once. Matrix products stay in the
-  calling thread.
+  calling thread; before the blocks go to several threads, OpenBLAS's idle threads, which busy-wait for a while
+  after every product, are paused (:mod:`.blas`), so that our threads get the cores.
 
 The number of threads is the number of cores this process may use (``os.sched_getaffinity``), or the value of the
 environment variable ``NUMPY_SHUFFLENET_NUM_THREADS`` when it is set, or what :func:`set_num_threads` last set.
@@ -23,6 +24,8 @@ import numbers
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
+
+from .blas import pause_blas_threads
 
 ENV_VAR = "NUMPY_SHUFFLENET_NUM_THREADS"
 BLOCK_ELEMENTS = 1 << 17          # about 128K numbers (512 KB of float32) per block: fits in a core's L2 cache
@@ -131,6 +134,7 @@ def run_blocks(fn, blocks):
         finally:
             _state.busy = False
 
+    pause_blas_threads()          # OpenBLAS's waiting threads would take the cores our threads need
     futures = [_get_pool(get_num_threads()).submit(work) for _ in range(threads - 1)]
     error = None
     try:
