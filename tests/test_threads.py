@@ -312,7 +312,7 @@ def test_matrix_products_are_right_after_a_pause():
 
 def test_blas_description_says_what_was_found(monkeypatch):
     monkeypatch.setattr(blas, "_info", None)             # both restored after the test
-    monkeypatch.setattr(blas, "_shutdown", None)
+    monkeypatch.setattr(blas, "_shutdowns", None)
     monkeypatch.setattr(blas, "_loaded_openblas_paths", lambda: [])
     assert blas.blas_description() == "no OpenBLAS thread pool found (nothing to pause)"
     blas.pause_blas_threads()                            # nothing found: a no-op

@@ -26,7 +26,7 @@ import threading
 import numpy as np
 
 _lock = threading.Lock()
-_shutdown = None            # the library's blas_thread_shutdown_, once found
+_shutdowns = None           # the blas_thread_shutdown_ of every OpenBLAS pool found (NumPy's, SciPy's, ...)
 _info = None                # what was found, for benchmarks and bug reports
 
 _CONFIG_NAMES = ("openblas_get_config", "scipy_openblas_get_config64_", "openblas_get_config64_",
@@ -44,8 +44,9 @@ def _loaded_openblas_paths():
 
 
 def _find():
-    """``(shutdown function or None, description)`` of the OpenBLAS NumPy loaded."""
+    """``(shutdown functions, description)`` of the OpenBLAS thread pools loaded in this process."""
     np.ones((2, 2)) @ np.ones((2, 2))            # make sure NumPy's BLAS is loaded
+    shutdowns, found = [], []
     for path in _loaded_openblas_paths():
         try:
             lib = ctypes.CDLL(path)               # already loaded: the same library, not a second copy
@@ -55,28 +56,28 @@ def _find():
         if config is None or not hasattr(lib, "blas_thread_shutdown_"):
             continue
         config.restype = ctypes.c_char_p
-        text = (config() or b"").decode("ascii", "replace").strip()
+        text = " ".join((config() or b"").decode("ascii", "replace").split())
         if "USE_OPENMP" in text.split():
-            return None, f"{text} (OpenMP build: its threads are not paused)"
+            found.append(f"{text} (OpenMP build: its threads are not paused)")
+            continue
         shutdown = lib.blas_thread_shutdown_
-        shutdown.restype = ctypes.c_int
-        shutdown.argtypes = []
-        return shutdown, f"{text} (idle threads paused before our threads run)"
-    return None, "no OpenBLAS thread pool found (nothing to pause)"
+        shutdown.restype, shutdown.argtypes = ctypes.c_int, []
+        shutdowns.append(shutdown)
+        found.append(f"{text} (idle threads paused before our threads run)")
+    return shutdowns, "; ".join(found) or "no OpenBLAS thread pool found (nothing to pause)"
 
 
 def _load():
-    global _shutdown, _info
+    global _shutdowns, _info
     with _lock:
         if _info is None:
-            _shutdown, _info = _find()
-    return _shutdown
+            _shutdowns, _info = _find()
+    return _shutdowns
 
 
 def pause_blas_threads():
     """Stop OpenBLAS's waiting threads now (they restart with the next matrix product); a no-op without them."""
-    shutdown = _shutdown if _info is not None else _load()
-    if shutdown is not None:
+    for shutdown in (_shutdowns if _info is not None else _load()):
         shutdown()
 
 
