@@ -26,7 +26,7 @@ import numpy as np
 from .._checks import check_cache, check_conv_args, check_dout, check_shape
 from ..functional.depthwise import is_depthwise
 from ..functional.windows import col2im, pad2d, tap, unpad2d
-from .layout import fold_w, from_nhwc, merge_crop, pad_split, phase_shapes, tap_rows, to_nhwc
+from .layout import fold_w, from_nhwc, merge_crop, pad_split, phase_shapes, tap_rows, tile_w, to_nhwc
 from .threads import parallel_over_batch
 
 LAYER = "conv2d"
@@ -75,7 +75,7 @@ def _patch_matrix(x, kernel_size, stride, padding, out_hw):
 
 def _tiled_taps(w, W_out):
     """Every tap's depthwise weights tiled over an output row: ``w_taps[p, q] == tile_w(w[:, 0, p, q], W_out)``."""
-    return np.tile(w[:, 0].transpose(1, 2, 0), (1, 1, W_out))          # (KH, KW, W_out*C), one call
+    return tile_w(w[:, 0].transpose(1, 2, 0), W_out)                   # (KH, KW, W_out*C), one call
 
 
 def _depthwise_forward(xh, w, stride, padding, out_hw):
