@@ -11,6 +11,8 @@ Everything else here is bookkeeping: shuffling, the learning-rate schedule, a pr
 mode, and saving what is needed to continue later.
 """
 
+import functools
+import inspect
 import json
 import math
 import os
@@ -72,6 +74,14 @@ def new_history(config=None):
     return {"config": dict(config or {}), "step_loss": [], "epochs": []}
 
 
+def _parameter_gradients(model):
+    """``model.backward`` for training: nobody needs the images' gradient, so a model that can skip it
+    (``ShuffleNet.backward(dout, input_grad=False)``, saving its stem's largest matrix product) is told to."""
+    if "input_grad" in inspect.signature(model.backward).parameters:
+        return functools.partial(model.backward, input_grad=False)
+    return model.backward
+
+
 def fit(model, optimizer, train_set, val_set, *, epochs, batch_size, lr, label_smoothing=0.0, seed=0,
         history=None, stop_after=None, progress=True):
     """Train ``model`` until ``epochs`` epochs are done (or ``stop_after`` of them, to pause), continuing
@@ -93,6 +103,7 @@ def fit(model, optimizer, train_set, val_set, *, epochs, batch_size, lr, label_s
         raise ValueError(f"fit: expected a non-empty training set with one label per image, got {len(x_train)} "
                          f"images and {len(y_train)} labels")
     history = new_history() if history is None else history
+    backward = _parameter_gradients(model)
     steps_per_epoch = math.ceil(len(x_train) / batch_size)
     total_steps = epochs * steps_per_epoch
     for epoch in range(len(history["epochs"]), epochs if stop_after is None else min(stop_after, epochs)):
@@ -104,7 +115,7 @@ def fit(model, optimizer, train_set, val_set, *, epochs, batch_size, lr, label_s
             optimizer.lr = linear_lr(lr, len(history["step_loss"]), total_steps)
             logits = model(xb)
             loss, dlogits = softmax_cross_entropy(logits, yb, label_smoothing=label_smoothing)
-            model.backward(dlogits)
+            backward(dlogits)
             optimizer.step()
             history["step_loss"].append(loss)
             seen += len(yb)

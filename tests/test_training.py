@@ -13,9 +13,11 @@ from numpy_shufflenet.nn import GroupReadout as NnGroupReadout
 from numpy_shufflenet.plotting import plot_history
 from numpy_shufflenet.train import plot_history as train_plot_history
 from numpy_shufflenet.gradcheck import numeric_gradient, rel_error
-from numpy_shufflenet.nn import Conv2d, GlobalAvgPool2d, Linear, Parameter, Sequential
+from numpy_shufflenet.functional import softmax_cross_entropy
+from numpy_shufflenet.model import ShuffleNet
+from numpy_shufflenet.nn import Conv2d, Flatten, GlobalAvgPool2d, Linear, Parameter, Sequential
 from numpy_shufflenet.optim import SGD, linear_lr
-from numpy_shufflenet.train import evaluate, train_shapes
+from numpy_shufflenet.train import _parameter_gradients, evaluate, train_shapes
 
 
 def test_sgd_step_matches_the_formula_and_skips_decay_on_1d_params():
@@ -151,3 +153,19 @@ def test_shuffle_ablation_runs_and_formats():
     assert rows[0]["paper_error"] == (56.3, 55.0)
     text = format_ablation(rows)
     assert "56.3% -> 55.0%" in text and "+-" in text
+
+
+def test_fit_skips_the_image_gradient_only_where_the_model_can():
+    rng = np.random.default_rng(9)
+    model = ShuffleNet(groups=3, scale=0.25, num_classes=10, rng=rng, dtype=np.float64)
+    x, y = rng.standard_normal((4, 3, 32, 32)), rng.integers(0, 10, 4)
+    _, dlogits = softmax_cross_entropy(model(x), y)
+    with_dx = model.backward(dlogits)
+    expected = [p.grad.copy() for p in model.parameters()]
+    model(x)
+    assert _parameter_gradients(model)(dlogits) is None                 # no image gradient computed
+    for p, g in zip(model.parameters(), expected):
+        np.testing.assert_allclose(p.grad, g, rtol=1e-12, atol=1e-15)   # the same parameter gradients
+    assert with_dx.shape == x.shape
+    linear = Sequential({"flatten": Flatten(), "fc": Linear(12, 3, rng=rng, dtype=np.float64)})
+    assert _parameter_gradients(linear) == linear.backward            # no such option: the plain backward
