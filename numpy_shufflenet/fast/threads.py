@@ -6,8 +6,9 @@ images** along the batch axis (:func:`batch_blocks`) and hand the blocks to :fun
 
 * the blocks depend only on the array's shape, never on the number of threads, and every block writes its own
   slice of the output (or its own partial sums, which the caller adds in block order). So a kernel gives
-  **bitwise the same result with 1 thread or with 8**, and the block size is chosen so that a block's temporaries
-  stay in the core's cache, which pays even on one thread;
+  **bitwise the same result with 1 thread or with 8**. A block is about half a million numbers: small enough
+  that its temporaries stay in the processor's cache, large enough that the Python around each block's NumPy
+  calls (which holds the GIL, so two threads take turns at it) is a small share of the block's time;
 * with one thread (``set_num_threads(1)``), or when the arrays are small (:data:`PARALLEL_ELEMENTS`), the blocks
   run one after the other in the calling thread: no pool, no dispatch cost;
 * work inside a block never calls BLAS (no ``matmul``, ``dot``, ``tensordot`` or ``einsum(optimize=True)``):
@@ -28,7 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from .blas import pause_blas_threads
 
 ENV_VAR = "NUMPY_SHUFFLENET_NUM_THREADS"
-BLOCK_ELEMENTS = 1 << 17          # about 128K numbers (512 KB of float32) per block: fits in a core's L2 cache
+BLOCK_ELEMENTS = 1 << 19          # about 512K numbers (2 MB of float32) per block (see the module docstring)
 PARALLEL_ELEMENTS = 1 << 19       # below 512K numbers the blocks run in the calling thread (waking threads costs more)
 
 _lock = threading.Lock()
