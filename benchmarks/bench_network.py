@@ -81,7 +81,8 @@ def worker_numpy(args):
     if args.breakdown:
         from numpy_shufflenet.profiling import by_kind, time_layers
         _, dlogits = softmax_cross_entropy(model(x), y)           # a training step's upstream gradient
-        kinds = by_kind(time_layers(model, x, repeat=max(1, args.repeat // 2), dout=dlogits, statistic=args.stat))
+        kinds = by_kind(time_layers(model, x, repeat=max(1, args.repeat // 2), dout=dlogits, statistic=args.stat,
+                                       input_grad=False))
         result["breakdown"] = [{"kind": k.kind, "forward": k.forward, "backward": k.backward, "seconds": k.total}
                                for k in kinds]
     return result

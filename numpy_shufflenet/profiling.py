@@ -30,6 +30,7 @@ import numpy as np
 from .counting import layer_macs
 from .functional.depthwise import is_depthwise
 from .functional import softmax_cross_entropy
+from .nn.module import parameter_gradients
 from .nn import AvgPool2d, BatchNorm2d, ChannelShuffle, Conv2d, GlobalAvgPool2d, Linear, MaxPool2d, Module, ReLU
 
 __all__ = ["LayerTiming", "LayerTimes", "KindTiming", "KINDS", "layer_kind", "time_layers", "by_kind",
@@ -180,18 +181,19 @@ def _upstream(out, dout):
     return dout
 
 
-def _one_pass(model, x, dout):
+def _one_pass(model, x, dout, input_grad=True):
     """Seconds of one forward and one backward pass (the upstream gradient is made outside the timing)."""
+    backward = model.backward if input_grad else parameter_gradients(model)
     start = time.perf_counter()
     out = model.forward(x)
     forward = time.perf_counter() - start
     d = _upstream(out, dout)
     start = time.perf_counter()
-    model.backward(d)
+    backward(d)
     return forward, time.perf_counter() - start
 
 
-def time_layers(model, x, repeat=3, *, dout=None, statistic="median"):
+def time_layers(model, x, repeat=3, *, dout=None, statistic="median", input_grad=True):
     """Time the forward and backward pass of every leaf layer of ``model`` on the batch ``x``.
 
     Each leaf layer's ``forward`` and ``backward`` are wrapped, on the instance only, by a timer; the model then
@@ -209,6 +211,9 @@ def time_layers(model, x, repeat=3, *, dout=None, statistic="median"):
         The upstream gradient of the output; a fixed random one when omitted.
     statistic : "median" (default) or "min"
         How the ``repeat`` timings of each layer (and of "other") are summarised.
+    input_grad : bool, default True
+        False times a training step's backward pass, which needs no gradient of ``x``: a model that can skip it
+        (ShuffleNet) is told to (:func:`~numpy_shufflenet.nn.module.parameter_gradients`).
 
     Returns
     -------
@@ -239,7 +244,7 @@ def time_layers(model, x, repeat=3, *, dout=None, statistic="median"):
         for r in range(-1, repeat):                     # r = -1 is the warm-up pass
             for fwd_slot, bwd_slot in slots:
                 fwd_slot[0] = bwd_slot[0] = 0.0
-            seconds = _one_pass(model, x, dout)
+            seconds = _one_pass(model, x, dout, input_grad)
             if r >= 0:
                 whole[r] = seconds
                 fwd[r] = [s[0][0] for s in slots]

@@ -11,8 +11,6 @@ Everything else here is bookkeeping: shuffling, the learning-rate schedule, a pr
 mode, and saving what is needed to continue later.
 """
 
-import functools
-import inspect
 import json
 import math
 import os
@@ -27,6 +25,7 @@ from ._checks import check_int
 from .data import batches
 from .functional import softmax_cross_entropy
 from .nn import Flatten, Linear, Sequential
+from .nn.module import parameter_gradients
 from .optim import SGD, linear_lr
 from .plotting import plot_history                     # it lived here first: train.plot_history still works
 from .weights import read_npz, save_weights
@@ -74,14 +73,6 @@ def new_history(config=None):
     return {"config": dict(config or {}), "step_loss": [], "epochs": []}
 
 
-def _parameter_gradients(model):
-    """``model.backward`` for training: nobody needs the images' gradient, so a model that can skip it
-    (``ShuffleNet.backward(dout, input_grad=False)``, saving its stem's largest matrix product) is told to."""
-    if "input_grad" in inspect.signature(model.backward).parameters:
-        return functools.partial(model.backward, input_grad=False)
-    return model.backward
-
-
 def fit(model, optimizer, train_set, val_set, *, epochs, batch_size, lr, label_smoothing=0.0, seed=0,
         history=None, stop_after=None, progress=True):
     """Train ``model`` until ``epochs`` epochs are done (or ``stop_after`` of them, to pause), continuing
@@ -103,7 +94,7 @@ def fit(model, optimizer, train_set, val_set, *, epochs, batch_size, lr, label_s
         raise ValueError(f"fit: expected a non-empty training set with one label per image, got {len(x_train)} "
                          f"images and {len(y_train)} labels")
     history = new_history() if history is None else history
-    backward = _parameter_gradients(model)
+    backward = parameter_gradients(model)
     steps_per_epoch = math.ceil(len(x_train) / batch_size)
     total_steps = epochs * steps_per_epoch
     for epoch in range(len(history["epochs"]), epochs if stop_after is None else min(stop_after, epochs)):

@@ -185,3 +185,21 @@ def test_bad_arguments(rng):
             time_forward_backward(model, x, repeat=bad)
     with pytest.raises(TypeError):
         time_layers(lambda v: v, x)
+
+
+def test_time_layers_can_time_a_training_steps_backward_without_the_image_gradient(monkeypatch):
+    model = ShuffleNet(groups=3, scale=0.25, num_classes=10, rng=np.random.default_rng(0))
+    x = np.random.default_rng(1).standard_normal((2, 3, 32, 32)).astype(np.float32)
+    seen = []
+    original = model.backward
+
+    def spy(dout, input_grad=True):
+        seen.append(input_grad)
+        return original(dout, input_grad=input_grad)
+
+    monkeypatch.setattr(model, "backward", spy)
+    time_layers(model, x, repeat=1, input_grad=False)
+    assert seen == [False, False]                        # the warm-up pass and the timed one
+    seen.clear()
+    time_layers(model, x, repeat=1)
+    assert seen == [True, True]

@@ -17,7 +17,8 @@ from numpy_shufflenet.functional import softmax_cross_entropy
 from numpy_shufflenet.model import ShuffleNet
 from numpy_shufflenet.nn import Conv2d, Flatten, GlobalAvgPool2d, Linear, Parameter, Sequential
 from numpy_shufflenet.optim import SGD, linear_lr
-from numpy_shufflenet.train import _parameter_gradients, evaluate, train_shapes
+from numpy_shufflenet.nn.module import parameter_gradients
+from numpy_shufflenet.train import evaluate, train_shapes
 
 
 def test_sgd_step_matches_the_formula_and_skips_decay_on_1d_params():
@@ -163,9 +164,9 @@ def test_fit_skips_the_image_gradient_only_where_the_model_can():
     with_dx = model.backward(dlogits)
     expected = [p.grad.copy() for p in model.parameters()]
     model(x)
-    assert _parameter_gradients(model)(dlogits) is None                 # no image gradient computed
+    assert parameter_gradients(model)(dlogits) is None                 # no image gradient computed
     for p, g in zip(model.parameters(), expected):
         np.testing.assert_allclose(p.grad, g, rtol=1e-12, atol=1e-15)   # the same parameter gradients
     assert with_dx.shape == x.shape
     linear = Sequential({"flatten": Flatten(), "fc": Linear(12, 3, rng=rng, dtype=np.float64)})
-    assert _parameter_gradients(linear) == linear.backward            # no such option: the plain backward
+    assert parameter_gradients(linear) == linear.backward            # no such option: the plain backward

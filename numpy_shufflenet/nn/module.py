@@ -7,6 +7,9 @@ found by walking the module's attributes in the order they were assigned, so a m
 forward order lists its parameters in forward order too.
 """
 
+import functools
+import inspect
+
 import numpy as np
 
 from .._checks import check_float_array, check_same_keys
@@ -199,6 +202,15 @@ class Module:
             body = repr(child).replace("\n", "\n  ")
             lines.append(f"  ({name}): {body}")
         return "\n".join(lines + [")"])
+
+
+def parameter_gradients(model):
+    """``model.backward`` for training and timing a training step: nobody needs the input's gradient, so a model
+    that can skip it (``ShuffleNet.backward(dout, input_grad=False)``, saving its stem's largest matrix product)
+    is told to; any other model's ``backward`` is returned as it is."""
+    if "input_grad" in inspect.signature(model.backward).parameters:
+        return functools.partial(model.backward, input_grad=False)
+    return model.backward
 
 
 def check_input_dtype(module, x, dtype):
