@@ -19,25 +19,40 @@ from .threads import parallel_over_batch
 LAYER = "channel_shuffle"
 
 
+FEW_GROUPS = 3       # channels-last, up to this many groups: one copy per group (see _shuffle)
+
+
 def _shuffle(x, groups):
     """The shuffle as one reshape-transpose-copy, done in whichever memory layout ``x`` has.
 
     NCHW memory: ``x.reshape(N, groups, n, H, W).transpose(0, 2, 1, 3, 4)`` (whole planes move).
     Channels-last memory: the same on the last axis of the NHWC array, which keeps the result channels-last.
+    There NumPy's copy runs its inner loop along the output's last axis, only ``groups`` numbers long; with few
+    groups (:data:`FEW_GROUPS`) the kernel instead copies each group's ``n`` contiguous channels into every
+    ``groups``-th output channel, one copy per group: 2-9x faster for g = 2, 3 on every ShuffleNet width on the
+    development machine (for g = 4 and 8 the single copy was as fast or faster).
     The result is always a new array (also for groups == 1 or groups == C, where the transpose is a no-op).
     """
     N, C, H, W = x.shape
+    n = C // groups
     xh = x.transpose(0, 2, 3, 1)
     channels_last = xh.flags.c_contiguous and not x.flags.c_contiguous
     if channels_last:
-        src = xh.reshape(N, H, W, groups, C // groups).transpose(0, 1, 2, 4, 3)
-        out = np.empty((N, H, W, C // groups, groups), dtype=x.dtype)
+        src = xh.reshape(N, H, W, groups, n)
+        out = np.empty((N, H, W, n, groups), dtype=x.dtype)
     else:
-        src = x.reshape(N, groups, C // groups, H, W).transpose(0, 2, 1, 3, 4)
-        out = np.empty((N, C // groups, groups, H, W), dtype=x.dtype)
+        src = x.reshape(N, groups, n, H, W).transpose(0, 2, 1, 3, 4)
+        out = np.empty((N, n, groups, H, W), dtype=x.dtype)
+    per_group = channels_last and groups <= FEW_GROUPS
 
     def block(n0, n1):
-        out[n0:n1] = src[n0:n1]
+        if per_group:
+            for g in range(groups):                      # output channels g, g + groups, ... = input group g
+                out[n0:n1, :, :, :, g] = src[n0:n1, :, :, g, :]
+        elif channels_last:
+            out[n0:n1] = src[n0:n1].transpose(0, 1, 2, 4, 3)
+        else:
+            out[n0:n1] = src[n0:n1]
 
     parallel_over_batch(block, N, C * H * W)             # blocks of images, on several threads
     if channels_last:
