@@ -27,7 +27,7 @@ from .._checks import check_cache, check_conv_args, check_dout, check_shape
 from ..functional.depthwise import is_depthwise
 from ..functional.windows import col2im, pad2d, tap, unpad2d
 from .layout import fold_w, from_nhwc, merge_crop, pad_split, phase_shapes, tap_rows, tile_w, to_nhwc
-from .threads import parallel_over_batch
+from .threads import parallel_over_batch, scratch
 
 LAYER = "conv2d"
 
@@ -92,7 +92,7 @@ def _depthwise_forward(xh, w, stride, padding, out_hw):
     def block(n0, n1):
         ph = pad_split(xh[n0:n1], padding, stride, out=[a[n0:n1] for a in phases])   # padded (and split) copy
         o = out[n0:n1]
-        tmp = np.empty_like(o)
+        tmp = scratch(o.shape, o.dtype)
         for p in range(KH):
             for q in range(KW):
                 x_tap = tap_rows(ph, p, q, stride, out_hw)
@@ -119,8 +119,8 @@ def _depthwise_backward(dyh, phases, w, stride, padding, x_shape_nhwc):
 
     def block(n0, n1):
         ph, dyb = [a[n0:n1] for a in phases], dy[n0:n1]
-        dph = [np.zeros_like(a) for a in ph]
-        tmp = np.empty_like(dyb)
+        dph = [scratch(a.shape, a.dtype, slot=1 + r, fill=0) for r, a in enumerate(ph)]   # padded gradient
+        tmp = scratch(dyb.shape, dyb.dtype)
         dw_cols = np.empty((KH, KW, W_out * C), dtype=np.float64)
         for p in range(KH):
             for q in range(KW):

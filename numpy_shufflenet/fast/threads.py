@@ -21,10 +21,13 @@ environment variable ``NUMPY_SHUFFLENET_NUM_THREADS`` when it is set, or what :f
 """
 
 import itertools
+import math
 import numbers
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
 
 from .blas import pause_blas_threads
 
@@ -99,6 +102,28 @@ def _forget_pool_after_fork():
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_pool_after_fork)
+
+
+def scratch(shape, dtype, slot=0, fill=None):
+    """A work array of ``shape`` and ``dtype`` for a block's temporaries, reused by the calling thread; its
+    contents are undefined and it must not outlive the block.
+
+    Blocks need temporaries of the same few sizes over and over. A fresh array of a few megabytes is fresh
+    memory from the operating system every time, and the first write to each of its pages is a page fault: in
+    a batch norm's forward pass that was 45% of the time. Each thread keeps one buffer per ``(dtype, slot)``,
+    grown to the largest size asked for; a block that needs two temporaries at once uses two slots. ``fill``,
+    when given, is written into every element first (``fill=0`` for a gradient to add into).
+    """
+    buffers = _state.__dict__.setdefault("scratch", {})
+    dtype = np.dtype(dtype)
+    size = math.prod(shape)
+    buffer = buffers.get((dtype, slot))
+    if buffer is None or buffer.size < size:
+        buffer = buffers[(dtype, slot)] = np.empty(size, dtype=dtype)
+    a = buffer[:size].reshape(shape)
+    if fill is not None:
+        a.fill(fill)
+    return a
 
 
 def batch_blocks(N, per_image, target=None):
