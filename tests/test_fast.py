@@ -212,7 +212,7 @@ def test_add_relu_is_relu_of_the_sum_bitwise(layout, dtype):
     assert out.dtype == dtype and out.strides == x.strides           # the input's memory layout
     np.testing.assert_array_equal(out, ref)
     dout = rng.standard_normal(x.shape).astype(dtype)
-    np.testing.assert_array_equal(fast.relu_backward(dout, cache), functional.relu_backward(dout, ref_cache))
+    np.testing.assert_array_equal(fast.fused_relu_backward(dout, cache), functional.relu_backward(dout, ref_cache))
     np.testing.assert_array_equal(x, x0), np.testing.assert_array_equal(y, y0)       # inputs untouched
 
 
@@ -226,7 +226,7 @@ def test_concat_relu_is_relu_of_the_concatenation_bitwise(layout):
     assert out.shape == (3, 11, 5, 6) and out.transpose(0, 2, 3, 1).flags.c_contiguous       # channels-last
     np.testing.assert_array_equal(out, ref)
     dout = rng.standard_normal(out.shape)
-    np.testing.assert_array_equal(fast.relu_backward(dout, cache), functional.relu_backward(dout, ref_cache))
+    np.testing.assert_array_equal(fast.fused_relu_backward(dout, cache), functional.relu_backward(dout, ref_cache))
 
 
 @pytest.mark.parametrize("call, error, message", [
@@ -242,6 +242,12 @@ def test_concat_relu_is_relu_of_the_concatenation_bitwise(layout):
      r"concat_relu: expected a to be 4-D"),
     (lambda: fast.concat_relu_forward(np.ones((1, 1, 2, 2), int), np.ones((1, 1, 2, 2))), TypeError,
      r"concat_relu: expected a to have a float dtype"),
+    (lambda: fast.fused_relu_backward(np.ones((2, 3)), None), ValueError,
+     r"fused_relu: backward called before forward"),
+    (lambda: fast.fused_relu_backward(np.ones((2, 3)), fast.relu_forward(np.ones((2, 3)))[1]), TypeError,
+     r"fused_relu: expected the FusedReluCache of a fused_relu forward pass, got ReluCache"),
+    (lambda: fast.fused_relu_backward(np.ones((2, 4)), fast.add_relu_forward(np.ones((2, 3)), np.ones((2, 3)))[1]),
+     ValueError, r"fused_relu: expected dout of the forward output's shape \(2, 3\), got \(2, 4\)"),
 ])
 def test_fused_unit_ends_refuse_bad_input(call, error, message):
     with pytest.raises(error, match=message):

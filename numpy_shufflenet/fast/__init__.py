@@ -6,7 +6,8 @@ Nothing here is needed to follow the course: :mod:`numpy_shufflenet.functional` 
 check that every pair here returns what the textbook returns.
 """
 
-from .activation import add_relu_forward, concat_relu_forward, relu_backward, relu_forward
+from .activation import (add_relu_forward, concat_relu_forward, fused_relu_backward, relu_backward,
+                         relu_forward)
 from ..functional.linear import linear_backward, linear_forward
 from ..functional.loss import softmax_cross_entropy
 from .conv import conv2d_backward, conv2d_forward
@@ -21,6 +22,7 @@ __all__ = [
     "batchnorm2d_forward", "batchnorm2d_backward", "batchnorm2d_relu_forward", "batchnorm2d_relu_backward",
     "channel_shuffle_forward", "channel_shuffle_backward",
     "relu_forward", "relu_backward", "add_relu_forward", "concat_relu_forward",
+    "fused_relu_backward",
     "max_pool2d_forward", "max_pool2d_backward", "avg_pool2d_forward", "avg_pool2d_backward",
     "global_avg_pool2d_forward", "global_avg_pool2d_backward",
     "linear_forward", "linear_backward",

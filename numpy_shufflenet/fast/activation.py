@@ -7,17 +7,24 @@ The output keeps the input's memory layout (NCHW or channels-last).
 A ShuffleNet unit ends in a ReLU of a sum (Fig. 2 b: ``relu(x + branch)``) or of a concatenation (Fig. 2 c:
 ``relu(concat(shortcut, branch))``). :func:`add_relu_forward` and :func:`concat_relu_forward` do the addition or
 the concatenation and the ReLU in one pass, block by block, instead of writing the sum to memory and reading it
-back; their backward pass is :func:`relu_backward`.
+back; their backward pass, :func:`fused_relu_backward`, takes the ReLU's mask from the output it keeps.
 """
+
+from typing import NamedTuple
 
 import numpy as np
 
 from .._checks import check_cache, check_dout, check_float_array, check_shape
 from ..functional.activation import ReluCache
 from .layout import from_nhwc, to_nhwc
-from .threads import parallel_over_batch
+from .threads import parallel_over_batch, scratch
 
-LAYER, LAYER_ADD, LAYER_CONCAT = "relu", "add_relu", "concat_relu"
+LAYER, LAYER_ADD, LAYER_CONCAT, LAYER_FUSED = "relu", "add_relu", "concat_relu", "fused_relu"
+
+
+class FusedReluCache(NamedTuple):
+    out: np.ndarray            # the ReLU's output (the gradient passes where it is not 0)
+    dtype: np.dtype
 
 
 def _batch_rows(a):
@@ -94,24 +101,25 @@ def add_relu_forward(x, y):
     Returns
     -------
     out : ndarray, the same numbers as ``relu_forward(x + y)[0]``, in ``x``'s memory layout
-    cache : ReluCache for :func:`relu_backward` (the gradient reaches ``x`` and ``y`` alike)
+    cache : FusedReluCache for :func:`fused_relu_backward` (the gradient reaches ``x`` and ``y`` alike)
     """
     check_float_array(LAYER_ADD, "x", x)
     check_float_array(LAYER_ADD, "y", y, dtype=x.dtype)
     check_shape(LAYER_ADD, "y", y, x.shape)
     rows, shape_back = _batch_rows(x)
     if rows is None:
-        return relu_forward(x + y)
+        out = np.maximum(x + y, 0)
+        return out, FusedReluCache(out, x.dtype)
     y_rows = _same_layout_rows(y, x)
-    out, mask = np.empty_like(rows), np.empty(rows.shape, dtype=bool)
+    out = np.empty_like(rows)
 
     def block(n0, n1):
         o = np.add(rows[n0:n1], y_rows[n0:n1], out=out[n0:n1])
         np.maximum(o, 0, out=o)
-        relu_mask(o, mask[n0:n1])
 
     parallel_over_batch(block, rows.shape[0], rows.shape[1])
-    return shape_back(out), ReluCache(shape_back(mask), x.dtype)
+    out = shape_back(out)
+    return out, FusedReluCache(out, x.dtype)
 
 
 def concat_relu_forward(a, b):
@@ -125,7 +133,8 @@ def concat_relu_forward(a, b):
     Returns
     -------
     out : ndarray, shape (N, C_a + C_b, H, W), channels-last in memory
-    cache : ReluCache for :func:`relu_backward`; the gradient of ``a`` is ``dx[:, :C_a]``, of ``b`` the rest
+    cache : FusedReluCache for :func:`fused_relu_backward`; the gradient of ``a`` is ``dx[:, :C_a]``, of ``b``
+        the rest
     """
     check_float_array(LAYER_CONCAT, "a", a, ndim=4)
     check_float_array(LAYER_CONCAT, "b", b, ndim=4, dtype=a.dtype)
@@ -135,15 +144,38 @@ def concat_relu_forward(a, b):
                          f"got {b.shape}")
     ah, bh = to_nhwc(a), to_nhwc(b)
     out = np.empty((N, H, W, Ca + b.shape[1]), dtype=a.dtype)
-    mask = np.empty(out.shape, dtype=bool)
 
     def block(n0, n1):
         np.maximum(ah[n0:n1], 0, out=out[n0:n1, :, :, :Ca])
         np.maximum(bh[n0:n1], 0, out=out[n0:n1, :, :, Ca:])
-        relu_mask(out[n0:n1], mask[n0:n1])
 
     parallel_over_batch(block, N, out[0].size)
-    return from_nhwc(out), ReluCache(from_nhwc(mask), a.dtype)
+    out = from_nhwc(out)
+    return out, FusedReluCache(out, a.dtype)
+
+
+def fused_relu_backward(dout, cache):
+    """Backward pass of :func:`add_relu_forward` and :func:`concat_relu_forward`: the gradient of the ReLU's
+    input (the sum, or the concatenation), ``dout`` where the output is not 0 (:func:`relu_mask`), else 0.
+
+    The mask is taken from the output here, block by block, instead of being stored by the forward pass (as
+    PyTorch's ReLU does): the output stays alive anyway as the next layer's input, so this saves the mask's
+    memory and one pass of the forward.
+    """
+    out, dtype = check_cache(LAYER_FUSED, cache, FusedReluCache)
+    dout = check_dout(LAYER_FUSED, dout, out.shape, dtype)
+    out_rows, shape_back = _batch_rows(out)
+    if out_rows is None:
+        return dout * relu_mask(out, np.empty(out.shape, dtype=bool))
+    dout_rows = _same_layout_rows(dout, out)
+    dx = np.empty_like(dout_rows)
+
+    def block(n0, n1):
+        passes = relu_mask(out_rows[n0:n1], scratch(dx[n0:n1].shape, bool))
+        np.multiply(dout_rows[n0:n1], passes, out=dx[n0:n1])
+
+    parallel_over_batch(block, dx.shape[0], dx.shape[1])
+    return shape_back(dx)
 
 
 def _same_layout_rows(a, like):

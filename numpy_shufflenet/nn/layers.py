@@ -198,7 +198,7 @@ class ReLU(Module):
         if not _fast_relu():
             return self.forward(x + y)
         out, cache = fast.add_relu_forward(x, y)
-        self._cache = (fast.relu_backward, cache)
+        self._cache = (fast.fused_relu_backward, cache)
         return out
 
     def forward_concat(self, a, b):
@@ -207,7 +207,7 @@ class ReLU(Module):
         if not _fast_relu():
             return self.forward(np.concatenate([a, b], axis=1))
         out, cache = fast.concat_relu_forward(a, b)
-        self._cache = (fast.relu_backward, cache)
+        self._cache = (fast.fused_relu_backward, cache)
         return out
 
     def backward(self, dout):
