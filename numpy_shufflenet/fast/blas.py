@@ -8,7 +8,7 @@ development machine (2 cores), a matrix product followed by a batch norm + ReLU 
 on two of our threads while OpenBLAS waits, 8.5 ms after :func:`pause_blas_threads`, 12.3 ms on one thread.
 
 :func:`pause_blas_threads` asks OpenBLAS to stop its threads (``blas_thread_shutdown_``, the routine OpenBLAS
-itself runs before a ``fork``); the next matrix product starts them again (about 60 microseconds). It does
+itself runs before a ``fork``); the next matrix product starts them again (about 0.1 ms). It does
 nothing when nothing needs pausing, and nothing at all when NumPy's BLAS is not OpenBLAS's own thread pool
 (MKL, Accelerate, an OpenMP build of OpenBLAS) or the library cannot be found: then the kernels run as before.
 :mod:`.threads` calls it just before it splits work over several threads, so with one thread

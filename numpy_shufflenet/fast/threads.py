@@ -109,10 +109,11 @@ def scratch(shape, dtype, slot=0, fill=None):
     contents are undefined and it must not outlive the block.
 
     Blocks need temporaries of the same few sizes over and over. A fresh array of a few megabytes is fresh
-    memory from the operating system every time, and the first write to each of its pages is a page fault: in
-    a batch norm's forward pass that was 45% of the time. Each thread keeps one buffer per ``(dtype, slot)``,
-    grown to the largest size asked for; a block that needs two temporaries at once uses two slots. ``fill``,
-    when given, is written into every element first (``fill=0`` for a gradient to add into).
+    memory from the operating system every time, and the first write to each of its pages is a page fault (batch
+    norm + ReLU over (32, 480, 14, 14) on one thread: 5.2 ms with fresh temporaries, 3.9 ms with these). Each
+    thread keeps one buffer per ``(dtype, slot)``, grown to the largest size asked for; a block that needs two
+    temporaries at once uses two slots. ``fill``, when given, is written into every element first (``fill=0``
+    for a gradient to add into).
     """
     buffers = _state.__dict__.setdefault("scratch", {})
     dtype = np.dtype(dtype)
