@@ -329,7 +329,7 @@ def _cpu_seconds_while_asleep(after):
 
 def test_a_pause_stops_openblas_busy_waiting():
     """Right after a product OpenBLAS's threads busy-wait (CPU time while this process sleeps); not after a pause."""
-    if "paused" not in blas.blas_description():
+    if not blas._load():                                 # no OpenBLAS pthreads pool found
         pytest.skip(f"nothing to pause here: {blas.blas_description()}")
     waiting = _cpu_seconds_while_asleep(lambda: None)
     if waiting < 0.05:
