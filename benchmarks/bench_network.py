@@ -57,7 +57,7 @@ def worker_numpy(args):
 
     from numpy_shufflenet.fast import get_num_threads, set_num_threads
     from numpy_shufflenet.functional import softmax_cross_entropy
-    from numpy_shufflenet.model import ShuffleNet
+    from numpy_shufflenet.models import ShuffleNet
 
     if args.threads:
         set_num_threads(args.threads)
@@ -79,7 +79,7 @@ def worker_numpy(args):
               "threads": get_num_threads()}
     result["peak_mb"] = _peak_rss_mb()
     if args.breakdown:
-        from numpy_shufflenet.profiling import by_kind, time_layers
+        from numpy_shufflenet.analysis.profiling import by_kind, time_layers
         _, dlogits = softmax_cross_entropy(model(x), y)           # a training step's upstream gradient
         kinds = by_kind(time_layers(model, x, repeat=max(1, args.repeat // 2), dout=dlogits, statistic=args.stat,
                                        input_grad=False))
@@ -93,7 +93,7 @@ def worker_torch(args):
 
     sys.path.insert(0, HERE)
     from torch_shufflenet import TorchShuffleNet
-    from numpy_shufflenet.model import stage_widths
+    from numpy_shufflenet.models import stage_widths
 
     torch.set_num_threads(_cores())
     torch.manual_seed(0)

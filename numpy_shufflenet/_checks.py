@@ -5,6 +5,8 @@ got, so a student sees ``conv2d: expected x to be 4-D (N, C, H, W), got shape (3
 broadcasting error from deep inside NumPy.
 """
 
+from pathlib import Path
+
 import numpy as np
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))      # what every layer computes in
@@ -207,3 +209,17 @@ def check_same_keys(who, expected, state, what):
     unexpected = [k for k in state if k not in expected]
     if missing or unexpected:
         raise ValueError(f"{who}: expected {what}; missing {missing}, unexpected {unexpected}")
+
+
+def check_out_dir(path, caller):
+    """Refuse an output folder that is an existing file or lies under one; returns ``Path(path)``."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{caller}: expected an output folder, got {path}, which is a file")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ValueError(f"{caller}: expected an output folder, got {path}, which lies under the file "
+                                 f"{parent}")
+            break
+    return path

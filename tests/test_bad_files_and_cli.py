@@ -15,14 +15,17 @@ import numpy as np
 import pytest
 
 from numpy_shufflenet import flow
-from numpy_shufflenet.__main__ import main
-from numpy_shufflenet.data import batches, make_shapes
+from numpy_shufflenet.cli import main
+from numpy_shufflenet.training.loop import batches
+from numpy_shufflenet.training.data import make_shapes
 from numpy_shufflenet.gradcheck import check_module, numeric_gradient, rel_error, report
-from numpy_shufflenet.model import ShuffleNet
+from numpy_shufflenet.models import ShuffleNet
 from numpy_shufflenet.nn import GroupReadout, Linear, Module, Parameter, Sequential
-from numpy_shufflenet.optim import SGD
-from numpy_shufflenet.train import evaluate, fit, load_checkpoint, progress_bar, train_shapes
-from numpy_shufflenet.weights import load_weights
+from numpy_shufflenet.paper.experiments import SGD
+from numpy_shufflenet.training.loop import evaluate, progress_bar
+from numpy_shufflenet.paper.experiments import fit
+from numpy_shufflenet.training.runs import load_run, train_shapes
+from numpy_shufflenet.interop.weights import load_weights
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -403,7 +406,7 @@ def test_bad_checkpoint_is_refused_and_nothing_is_loaded(case, run_dir):
     model, optimizer = tiny_run_model()
     before = model.state_dict()
     with pytest.raises(ValueError, match=message):
-        load_checkpoint(run_dir, model, optimizer)
+        load_run(run_dir, model, optimizer)
     assert optimizer.steps == 0 and all(np.all(b == 0) for b in optimizer.buffers)
     for name, value in model.state_dict().items():
         np.testing.assert_array_equal(value, before[name], err_msg=f"{case}: {name} changed")

@@ -8,8 +8,8 @@ from numpy_shufflenet import fast, functional
 from numpy_shufflenet.functional import softmax_cross_entropy
 from numpy_shufflenet.gradcheck import rel_error
 from numpy_shufflenet.kernels import KERNEL_NAMES
-from numpy_shufflenet.model import ShuffleNet, ShuffleUnit
-from numpy_shufflenet.optim import SGD
+from numpy_shufflenet.models import ShuffleNet, ShuffleUnit
+from numpy_shufflenet.paper.experiments import SGD
 
 
 def tiny_net(groups=3, seed=0, dtype=np.float64):

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from .._checks import check_int
-from ..model import ShuffleNet
-from ..weights import load_weights, save_weights
+from ..models.shufflenet import ShuffleNet
+from .weights import load_weights, save_weights
 from .checkpoint import load_checkpoint
 from .imagenet import SOURCES, imagenet_classes, preprocess, read_image, top_k
 from .layouts import from_mmpretrain, from_official, unwrap_state_dict

@@ -42,7 +42,7 @@ from collections import OrderedDict
 import numpy as np
 
 from ..functional.shuffle import channel_shuffle_indices
-from ..model import SCALES, STAGE_REPEATS, ShuffleNet, stage_widths
+from ..models.shufflenet import SCALES, STAGE_REPEATS, ShuffleNet, stage_widths
 
 LAYOUTS = ("official", "mmpretrain")
 BN_FIELDS = ("weight", "bias", "running_mean", "running_var")
@@ -157,7 +157,7 @@ def _architecture(state, layout, layer):
 
 
 def _scale_of(groups, widths):
-    """The width multiplier whose widths (:func:`~numpy_shufflenet.model.stage_widths`) these are; 1.0 (a mere
+    """The width multiplier whose widths (:func:`~numpy_shufflenet.models.stage_widths`) these are; 1.0 (a mere
     label) for widths of no table."""
     for scale in SCALES:
         try:

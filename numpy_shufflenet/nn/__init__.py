@@ -1,10 +1,17 @@
-"""Modules holding parameters, built on :mod:`numpy_shufflenet.functional`."""
+"""Modules holding parameters: thin wrappers that call the active kernel pairs (:func:`numpy_shufflenet.use_kernels`).
 
-from .layers import (AvgPool2d, BatchNorm2d, ChannelShuffle, Conv2d, Flatten, GlobalAvgPool2d, Linear, MaxPool2d,
-                     ReLU)
-from .module import Module, Parameter, Sequential
+* :mod:`.module`: ``Parameter`` and ``Module`` (forward, backward, parameters, state dicts, train/eval).
+* :mod:`.layers`: one module per layer of the paper (``Conv2d``, ``BatchNorm2d``, ``ChannelShuffle``, ``ReLU``,
+  the pooling layers, ``Flatten``, ``Linear``).
+* :mod:`.containers`: ``Sequential``, ``Concat`` and ``Residual``, modules made of modules.
+* :mod:`.readout`: ``GroupReadout``, a classifier that reads one group of channels.
+"""
+
+from .containers import Concat, Residual, Sequential
+from .layers import (AvgPool2d, BatchNorm2d, CeilMaxPool2d, ChannelShuffle, Conv2d, Flatten, GlobalAvgPool2d, Linear,
+                     MaxPool2d, ReLU)
+from .module import Module, Parameter
 from .readout import GroupReadout
-from .residual import Residual
 
-__all__ = ["Parameter", "Module", "Sequential", "Conv2d", "BatchNorm2d", "ChannelShuffle", "ReLU", "MaxPool2d",
-           "AvgPool2d", "GlobalAvgPool2d", "Flatten", "Linear", "GroupReadout", "Residual"]
+__all__ = ["Parameter", "Module", "Sequential", "Concat", "Residual", "Conv2d", "BatchNorm2d", "ChannelShuffle",
+           "ReLU", "MaxPool2d", "CeilMaxPool2d", "AvgPool2d", "GlobalAvgPool2d", "Flatten", "Linear", "GroupReadout"]

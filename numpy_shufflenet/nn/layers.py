@@ -17,7 +17,7 @@ Parameters are float32 unless ``dtype`` says otherwise; ``module.to(np.float64)`
 import numpy as np
 
 from .. import fast
-from .._checks import FLOAT_DTYPES, as_rng, check_divisible, check_int, check_number, conv_out_size, pair
+from .._checks import FLOAT_DTYPES, as_rng, check_divisible, check_float_array, check_int, check_number, conv_out_size, pair
 from ..kernels import kernel_pair
 from .module import Module, Parameter, check_input_dtype
 
@@ -312,3 +312,49 @@ class Linear(Module):
 
     def extra_repr(self):
         return f"{self.in_features}, {self.out_features}, bias={self.bias is not None}"
+
+
+class CeilMaxPool2d(MaxPool2d):
+    """Max pooling whose output size rounds *up*: PyTorch's ``MaxPool2d(..., ceil_mode=True)``, Caffe's pooling.
+
+    GoogLeNet and SqueezeNet were defined in Caffe, whose pooling layers round the output size up:
+    ``H_out = ceil((H + 2p - k) / s) + 1`` (minus one if the last window would start in the padding), so a
+    3x3 stride-2 pool takes SqueezeNet's 54x54 maps to 27x27 where rounding down gives 26x26. The last window
+    then hangs over the bottom and right edges; it is filled with ``-inf`` there, so it takes the maximum of
+    the pixels it does cover. Backward crops the gradient back to the input's size.
+    """
+
+    def _extra(self, H, W):
+        """Rows and columns of ``-inf`` to add at the bottom and right so that every output window fits."""
+        out_h, out_w = self.output_shape((1, H, W))[1:]
+        (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
+        return (max(0, (out_h - 1) * sh + kh - (H + 2 * ph)), max(0, (out_w - 1) * sw + kw - (W + 2 * pw)))
+
+    def forward(self, x):
+        check_float_array("CeilMaxPool2d", "x", x, ndim=4)
+        extra_h, extra_w = self._extra(*x.shape[2:])
+        padded = np.pad(x, ((0, 0), (0, 0), (0, extra_h), (0, extra_w)), constant_values=-np.inf)
+        out = super().forward(padded)
+        self._crop = x.shape
+        return out
+
+    def backward(self, dout):
+        dx = super().backward(dout)
+        _, _, H, W = self._crop
+        return dx[:, :, :H, :W]
+
+    def output_shape(self, input_shape):
+        C, H, W = input_shape
+        (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
+        sizes = []
+        for size, k, s, p in ((H, kh, sh, ph), (W, kw, sw, pw)):
+            if k > size + 2 * p:
+                raise ValueError(f"CeilMaxPool2d: kernel size {k} is larger than the padded input "
+                                 f"({size} + 2*{p} = {size + 2 * p})")
+            out = -(-(size + 2 * p - k) // s) + 1
+            if (out - 1) * s >= size + p:              # the last window would start in the padding
+                out -= 1
+            sizes.append(out)
+        return (C, *sizes)
+
+

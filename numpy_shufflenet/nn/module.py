@@ -1,4 +1,4 @@
-"""``Parameter``, ``Module`` and ``Sequential``: the small amount of machinery that turns the pure functions of
+"""``Parameter`` and ``Module``: the small amount of machinery that turns the pure functions of
 :mod:`numpy_shufflenet.functional` into layers that hold their weights.
 
 A module keeps the cache of its last forward pass; ``backward(dout)`` uses it, writes a *fresh* ``.grad`` into
@@ -219,61 +219,3 @@ def check_input_dtype(module, x, dtype):
     if x.dtype != dtype:
         raise TypeError(f"{type(module).__name__}: expected input of the parameters' dtype {dtype}, got {x.dtype} "
                         f"(cast the input, or the module with .to({x.dtype}))")
-
-
-class Sequential(Module):
-    """Run modules one after another; backward runs them in reverse.
-
-    ``Sequential(a, b, c)`` names its children ``"0"``, ``"1"``, ``"2"``; ``Sequential({"stem": a, "pool": b})``
-    names them by the dict's keys, which are also attributes (``seq.stem``).
-    """
-
-    def __init__(self, *modules):
-        super().__init__()
-        if len(modules) == 1 and isinstance(modules[0], dict):
-            names, modules = list(modules[0].keys()), list(modules[0].values())
-        else:
-            names = [str(i) for i in range(len(modules))]
-        for name, m in zip(names, modules):
-            if not isinstance(m, Module):
-                raise TypeError(f"Sequential: expected Module arguments, got {type(m).__name__} for {name!r}")
-        self.layers = list(modules)
-        self.names = names
-        for name, m in zip(names, modules):
-            if not name.isdigit():
-                setattr(self, name, m)
-
-    def named_children(self):
-        yield from zip(self.names, self.layers)
-
-    def __len__(self):
-        return len(self.layers)
-
-    def __getitem__(self, i):
-        return self.layers[self.names.index(i)] if isinstance(i, str) else self.layers[i]
-
-    def __iter__(self):
-        return iter(self.layers)
-
-    def forward(self, x):
-        self._cache = getattr(x, "shape", None)
-        for m in self.layers:
-            x = m.forward(x)
-        return x
-
-    def backward(self, dout):
-        self._take_cache()
-        for m in reversed(self.layers):
-            dout = m.backward(dout)
-        return dout
-
-    def output_shape(self, input_shape):
-        for m in self.layers:
-            input_shape = m.output_shape(input_shape)
-        return tuple(input_shape)
-
-    def shape_trace(self, input_shape, prefix=""):
-        for name, m in self.named_children():
-            for row in m.shape_trace(input_shape, f"{prefix}.{name}" if prefix else name):
-                yield row
-            input_shape = m.output_shape(input_shape)

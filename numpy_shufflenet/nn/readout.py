@@ -2,7 +2,7 @@
 
 A classifier that reads only one output group of a stack of group convolutions sees exactly the input channels
 that group is connected to, which makes information flow (or its absence) trainable: see
-:func:`numpy_shufflenet.experiments.information_flow_model`.
+:func:`numpy_shufflenet.paper.experiments.information_flow_model`.
 """
 
 import numpy as np
