@@ -1,8 +1,9 @@
-"""Helpers every network builder shares: the conv-BN(-ReLU) block, width scaling, and building without weights.
+"""Helpers every network builder shares: the conv-BN-ReLU block, width scaling, and building without weights.
 
-* :func:`conv_bn`: a convolution, batch norm and (optionally) a ReLU, as one named ``Sequential``: the stem of
-  every network of Table 1 and Table 4, MobileNet's layers, the VGG-like unit.
-* :func:`scaled`, :func:`check_width`, :func:`round_up`: a width multiplier applied to a channel count.
+* :func:`conv_bn_relu`: a convolution, batch norm and a ReLU as one named ``Sequential`` (``bn=False``: a
+  convolution with a bias in place of the batch norm, as in the networks before batch norm). The stem of every
+  network, every layer of VGG-16, AlexNet, GoogLeNet and SqueezeNet, the VGG-like unit of Table 4.
+* :func:`check_width`, :func:`scaled`, :func:`round_up`: a width multiplier applied to a channel count.
 * :func:`build_shapes_only`: any builder, without drawing its weights (for counting big networks instantly).
 """
 
@@ -10,8 +11,47 @@ import numbers
 
 import numpy as np
 
-from .._checks import as_rng
 from ..nn import BatchNorm2d, Conv2d, Linear, ReLU, Sequential
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# the conv-BN-ReLU block
+# ----------------------------------------------------------------------------------------------------------------
+def conv_bn_relu(c_in, c_out, k, rng, dtype, *, stride=1, padding=None, groups=1, bn=True):
+    """``conv`` (``k x k``, ``padding`` default ``k // 2``) -> ``bn`` -> ``relu``, as one ``Sequential``.
+
+    With ``bn=True`` the convolution has no bias (batch norm's beta is one); ``bn=False`` leaves the batch norm out
+    and gives the convolution its bias instead (VGG-16, AlexNet, GoogLeNet and SqueezeNet).
+    """
+    padding = k // 2 if padding is None else padding
+    conv = Conv2d(c_in, c_out, k, stride=stride, padding=padding, groups=groups, bias=not bn, rng=rng, dtype=dtype)
+    if bn:
+        return Sequential({"conv": conv, "bn": BatchNorm2d(c_out, dtype=dtype), "relu": ReLU()})
+    return Sequential({"conv": conv, "relu": ReLU()})
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# width multipliers
+# ----------------------------------------------------------------------------------------------------------------
+def check_width(layer, width):
+    """``width`` as a float, after checking it is a positive number (a width multiplier)."""
+    if not isinstance(width, numbers.Real) or isinstance(width, bool) or not width > 0:
+        raise ValueError(f"{layer}: expected a positive width multiplier, got {width!r}")
+    return float(width)
+
+
+def round_up(value, multiple):
+    """The smallest multiple of ``multiple`` that is at least ``value`` (an ``int``)."""
+    return int(-(-value // multiple) * multiple)
+
+
+def scaled(layer, c, width, multiple=1):
+    """``int(c * width)`` rounded up to a multiple of ``multiple``; a clear error if nothing is left."""
+    c = round_up(int(c * width), multiple)
+    if c < 1:
+        raise ValueError(f"{layer}: width {width!r} leaves a layer with no channels")
+    return c
+
 
 # ----------------------------------------------------------------------------------------------------------------
 # building networks without drawing their weights (for counting)
@@ -20,7 +60,7 @@ class _NoDraws(np.random.Generator):
     """A random generator whose normal "draws" are a single zero, for when only the layers' shapes matter.
 
     The layers draw their initial weights with ``rng.standard_normal(shape)``; with this generator that costs
-    nothing, and :func:`_shapes_only` then gives each weight its shape back as a zero-stride view.
+    nothing, and :func:`build_shapes_only` then gives each weight its shape back as a zero-stride view.
     """
 
     def __init__(self):
@@ -33,12 +73,17 @@ class _NoDraws(np.random.Generator):
         return np.zeros(())
 
 
-def shapes_only_weights(model):
-    """Give every convolution and FC layer of ``model`` a read-only zero weight of the right shape.
+def build_shapes_only(builder, *args, **kwargs):
+    """``builder(*args, rng=..., **kwargs)`` without drawing any weights: for counting big networks instantly.
 
-    ``np.broadcast_to`` makes a view of one number with the full shape: ``size`` and ``shape`` are right (so
-    the counters work), no memory is used, and nothing can train it by mistake (it is read-only).
+    Works with every builder that takes an ``rng`` (:class:`~numpy_shufflenet.models.ShuffleNet`,
+    :func:`table4_network`, :func:`mobilenet_v1`, :func:`vgg16`, ...). Convolution and FC weights become read-only
+    zero views of the right shapes (``np.broadcast_to`` of one number: ``size`` and ``shape`` are right, no memory
+    is used, nothing can train them by mistake), so
+    :func:`~numpy_shufflenet.analysis.counting.count_multiply_adds`, ``count_params`` and ``summary`` give the real
+    network's numbers; a forward pass runs but computes with zero weights.
     """
+    model = builder(*args, rng=_NoDraws(), **kwargs)
     for _, module in model.named_modules():
         if isinstance(module, Conv2d):
             shape = (module.out_channels, module.in_channels // module.groups) + tuple(module.kernel_size)
@@ -48,54 +93,3 @@ def shapes_only_weights(model):
             continue
         module.weight.data = np.broadcast_to(np.zeros((), module.weight.data.dtype), shape)
     return model
-
-
-def build_shapes_only(builder, *args, **kwargs):
-    """``builder(*args, rng=..., **kwargs)`` without drawing any weights: for counting big networks instantly.
-
-    Works with every builder that takes an ``rng`` (:class:`~numpy_shufflenet.models.ShuffleNet`,
-    :func:`table4_network`, :func:`mobilenet_v1`, ...). Convolution and FC weights become read-only zero views
-    of the right shapes, so :func:`~numpy_shufflenet.analysis.counting.count_multiply_adds`, ``count_params`` and
-    ``summary`` give the real network's numbers; a forward pass runs but computes with zero weights.
-    """
-    return shapes_only_weights(builder(*args, rng=_NoDraws(), **kwargs))
-
-
-def network_rng(rng, shapes_only):
-    if shapes_only:
-        return _NoDraws()
-    return as_rng(rng)
-
-
-def scaled(layer, c, width, multiple=1):
-    """``int(c * width)`` rounded up to a multiple of ``multiple``; a clear error if nothing is left."""
-    c = int(c * width)
-    c = -(-c // multiple) * multiple
-    if c < 1:
-        raise ValueError(f"{layer}: width {width!r} leaves a layer with no channels")
-    return c
-
-
-def check_width(layer, width):
-    if not isinstance(width, numbers.Real) or isinstance(width, bool) or not width > 0:
-        raise ValueError(f"{layer}: expected a positive width multiplier, got {width!r}")
-    return float(width)
-
-
-def conv_relu(c_in, c_out, k, rng, dtype, **kwargs):
-    return Sequential({"conv": Conv2d(c_in, c_out, k, bias=True, rng=rng, dtype=dtype, **kwargs), "relu": ReLU()})
-
-
-def conv_bn(c_in, c_out, k, rng, dtype, *, stride=1, groups=1, relu=True):
-    layers = {"conv": Conv2d(c_in, c_out, k, stride=stride, padding=k // 2, groups=groups, rng=rng, dtype=dtype),
-              "bn": BatchNorm2d(c_out, dtype=dtype)}
-    if relu:
-        layers["relu"] = ReLU()
-    return Sequential(layers)
-
-
-def round_up(value, multiple):
-    """The smallest multiple of ``multiple`` that is at least ``value`` (an ``int``)."""
-    return int(-(-value // multiple) * multiple)
-
-

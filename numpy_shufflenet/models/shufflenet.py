@@ -28,7 +28,7 @@ import numpy as np
 from ..nn import AvgPool2d, BatchNorm2d, ChannelShuffle, Conv2d, GlobalAvgPool2d, Linear, MaxPool2d, Module, ReLU
 from ..nn import Sequential
 from .._checks import as_rng, check_float_array, check_int
-from .builders import round_up
+from .builders import conv_bn_relu, scaled
 
 # Paper Table 1 (1x): output channels of Stages 2, 3, 4 for each number of groups g; Conv1 has 24 channels.
 TABLE1_WIDTHS = {1: (144, 288, 576), 2: (200, 400, 800), 3: (240, 480, 960), 4: (272, 544, 1088),
@@ -53,11 +53,12 @@ def stage_widths(groups=3, scale=1.0):
 
     * 1x: paper Table 1 (stem 24).
     * g = 3 or 8 at 0.5x, 1.5x, 2x: the widths of the authors' released models.
-    * Otherwise (the paper gives no widths) a rounding rule that keeps every convolution divisible::
+    * Otherwise (the paper gives no widths) the width multiplier :func:`~.builders.scaled`, rounding up so that
+      every convolution divides::
 
-          stage2 = round_up(scale * Table1[g][0], 4 * g)     # bottleneck stage2/4 divisible by g
+          stage2 = scaled(Table1[g][0], scale, 4 * g)        # bottleneck stage2/4 divisible by g
           stage3 = 2 * stage2,  stage4 = 2 * stage3          # "the output channels are doubled"
-          stem   = round_up(scale * 24, g)                   # the first branch width stage2 - stem divisible by g
+          stem   = scaled(24, scale, g)                      # the first branch width stage2 - stem divisible by g
 
       It reproduces every released width except the 1.5x stems: released 24 for both g = 3 and g = 8, where
       the rule gives 36 (g = 3) and 40 (g = 8).
@@ -71,8 +72,8 @@ def stage_widths(groups=3, scale=1.0):
         return (STEM_1X,) + TABLE1_WIDTHS[groups]
     if (groups, scale) in OFFICIAL_WIDTHS:
         return OFFICIAL_WIDTHS[(groups, scale)]
-    c2 = round_up(scale * TABLE1_WIDTHS[groups][0], 4 * groups)
-    return (round_up(scale * STEM_1X, groups), c2, 2 * c2, 4 * c2)
+    c2 = scaled("ShuffleNet", TABLE1_WIDTHS[groups][0], scale, 4 * groups)
+    return (scaled("ShuffleNet", STEM_1X, scale, groups), c2, 2 * c2, 4 * c2)
 
 
 def _check_widths(widths, groups):
@@ -244,8 +245,7 @@ class ShuffleNet(Sequential):
         in_channels = check_int("ShuffleNet", "in_channels", in_channels, 1)
         rng = as_rng(rng)
         layers = {
-            "stem": Sequential({"conv": Conv2d(in_channels, stem, 3, stride=2, padding=1, rng=rng, dtype=dtype),
-                                "bn": BatchNorm2d(stem, dtype=dtype), "relu": ReLU()}),
+            "stem": conv_bn_relu(in_channels, stem, 3, rng, dtype, stride=2),
             "maxpool": MaxPool2d(3, stride=2, padding=1),
         }
         layers["stem"].bn.fuse_relu(layers["stem"].relu)

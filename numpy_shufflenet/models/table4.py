@@ -10,23 +10,23 @@ import numpy as np
 
 from .._checks import as_rng, check_int
 from ..nn import GlobalAvgPool2d, Linear, MaxPool2d, Sequential
-from .builders import conv_bn, round_up
+from .builders import conv_bn_relu, round_up
 from .shufflenet import ShuffleUnit
 from .units import bottleneck, with_shortcut
 
 def _table4_unit(structure, c_in, c_out, stride, first, groups, rng, dtype):
     """One unit of the Table 4 networks; ``first`` marks the first unit of Stage 2 (dense first 1x1 layer)."""
     if structure == "vgg-like":                         # two 3x3 convolutions, BN after each, no shortcut
-        return Sequential({"conv1": conv_bn(c_in, c_out, 3, rng, dtype, stride=stride),
-                           "conv2": conv_bn(c_out, c_out, 3, rng, dtype)})
+        return Sequential({"conv1": conv_bn_relu(c_in, c_out, 3, rng, dtype, stride=stride),
+                           "conv2": conv_bn_relu(c_out, c_out, 3, rng, dtype)})
     if structure in ("xception-like", "shufflenet"):    # paper Fig. 2 (b, c); "xception-like" is g = 1
         return ShuffleUnit(c_in, c_out, groups=groups, stride=stride, grouped_first=not first, rng=rng, dtype=dtype)
     if structure == "resnet":                           # bottleneck ratio 1:4, dense 3x3
         mid, conv_groups = c_out // 4, 1
     else:                                               # "resnext": bottleneck ratio 1:2, cardinality 16
         mid, conv_groups = round_up(c_out // 2, RESNEXT_CARDINALITY), RESNEXT_CARDINALITY
-    return with_shortcut(lambda out: bottleneck(c_in, out, mid, stride, conv_groups, rng, dtype),
-                          c_in, c_out, stride)
+    return with_shortcut(lambda out: bottleneck(c_in, out, mid, stride=stride, groups=conv_groups, rng=rng,
+                                                dtype=dtype), c_in, c_out, stride)
 
 
 
@@ -77,7 +77,7 @@ def macro_network(make_unit, widths, *, repeats=(4, 8, 4), num_classes=1000, rng
     stem, *stages = (check_int(name, "widths", c, 1) for c in widths)
     repeats = tuple(check_int(name, "repeats", r, 1) for r in repeats)
     rng = as_rng(rng)
-    layers = {"stem": conv_bn(3, stem, 3, rng, dtype, stride=2), "maxpool": MaxPool2d(3, stride=2, padding=1)}
+    layers = {"stem": conv_bn_relu(3, stem, 3, rng, dtype, stride=2), "maxpool": MaxPool2d(3, stride=2, padding=1)}
     c_in = stem
     for stage, (c_out, n) in enumerate(zip(stages, repeats), start=2):
         layers[f"stage{stage}"] = Sequential(*[make_unit(c_in if i == 0 else c_out, c_out, 2 if i == 0 else 1,

@@ -10,7 +10,9 @@ Units (input ``c x h x w``, bottleneck ``m`` channels; paper Sec. 3.2 costs in m
 * :func:`bottleneck_block`, :func:`depthwise_separable_block`: the bare convolutions (no batch norm, no bias),
   for counting parameters by hand.
 
-All three units are one :func:`bottleneck` (1x1, 3x3 with some groups, 1x1, each with batch norm) inside a
+Two builders make them all: :func:`bottleneck` (1x1, 3x3 with some groups, 1x1, each with batch norm; or the
+three convolutions alone) and :func:`depthwise_separable` (3x3 depthwise, 1x1 pointwise, each with batch norm and
+ReLU, as in MobileNet; or the two convolutions alone). The three units are a bottleneck inside a
 :class:`~numpy_shufflenet.nn.Residual` (``ReLU(x + branch(x))``); :func:`with_shortcut` puts any branch into the
 stride-1 or stride-2 form of paper Fig. 2 (b, c).
 """
@@ -20,19 +22,70 @@ import numpy as np
 from .._checks import as_rng, check_int
 from ..nn import AvgPool2d, BatchNorm2d, Concat, Conv2d, ReLU, Residual, Sequential
 
+
+# ----------------------------------------------------------------------------------------------------------------
+# the builders: a bottleneck, a depthwise separable convolution, a shortcut around any branch
+# ----------------------------------------------------------------------------------------------------------------
+def bottleneck(in_channels, out_channels, mid_channels, *, stride=1, groups=1, bare=False, rng=None,
+               dtype=np.float32):
+    """The bottleneck branch: 1x1 (in -> mid), 3x3 (mid -> mid, ``groups`` groups, ``stride``, padding 1),
+    1x1 (mid -> out).
+
+    Returns a ``Sequential`` named conv1, bn1, relu1, conv2, bn2, relu2, conv3, bn3: batch norm after every
+    convolution (which therefore has no bias), a ReLU after the first two. ``groups=1`` is ResNet's, ``groups=g``
+    ResNeXt's, ``groups=mid_channels`` the depthwise one of paper Fig. 2 (a). ``bare=True`` keeps only the three
+    convolutions (conv1, conv2, conv3), to count their weights by hand.
+    """
+    c_in = check_int("bottleneck", "in_channels", in_channels, 1)
+    c_out = check_int("bottleneck", "out_channels", out_channels, 1)
+    m = check_int("bottleneck", "mid_channels", mid_channels, 1)
+    rng = as_rng(rng)
+    layers = {
+        "conv1": Conv2d(c_in, m, 1, rng=rng, dtype=dtype), "bn1": BatchNorm2d(m, dtype=dtype), "relu1": ReLU(),
+        "conv2": Conv2d(m, m, 3, stride=stride, padding=1, groups=groups, rng=rng, dtype=dtype),
+        "bn2": BatchNorm2d(m, dtype=dtype), "relu2": ReLU(),
+        "conv3": Conv2d(m, c_out, 1, rng=rng, dtype=dtype), "bn3": BatchNorm2d(c_out, dtype=dtype)}
+    if bare:
+        layers = {name: layer for name, layer in layers.items() if isinstance(layer, Conv2d)}
+    return Sequential(layers)
+
+
+def depthwise_separable(in_channels, out_channels, *, stride=1, bare=False, rng=None, dtype=np.float32):
+    """A depthwise separable convolution: 3x3 depthwise (``groups = in_channels``, ``stride``, padding 1), then a
+    1x1 pointwise convolution (in -> out).
+
+    Returns a ``Sequential`` named dw, bn1, relu1, pw, bn2, relu2 (MobileNet's block: batch norm and ReLU after
+    each convolution, which therefore has no bias). ``bare=True`` keeps only the two convolutions (dw, pw).
+    """
+    c_in = check_int("depthwise_separable", "in_channels", in_channels, 1)
+    c_out = check_int("depthwise_separable", "out_channels", out_channels, 1)
+    rng = as_rng(rng)
+    layers = {
+        "dw": Conv2d(c_in, c_in, 3, stride=stride, padding=1, groups=c_in, rng=rng, dtype=dtype),
+        "bn1": BatchNorm2d(c_in, dtype=dtype), "relu1": ReLU(),
+        "pw": Conv2d(c_in, c_out, 1, rng=rng, dtype=dtype), "bn2": BatchNorm2d(c_out, dtype=dtype), "relu2": ReLU()}
+    if bare:
+        layers = {name: layer for name, layer in layers.items() if isinstance(layer, Conv2d)}
+    return Sequential(layers)
+
+
+def with_shortcut(branch_for, c_in, c_out, stride):
+    """Paper Fig. 2 (b) and (c) around any branch: ``ReLU(x + branch(x))`` for stride 1; for stride 2
+    ``ReLU(concat([AvgPool3x3/s2(x), branch(x)]))`` with a branch of ``c_out - c_in`` channels."""
+    if stride == 1:
+        return Residual(branch_for(c_out))
+    return Sequential({"concat": Concat({"shortcut": AvgPool2d(3, stride=2, padding=1),
+                                         "branch": branch_for(c_out - c_in)}), "relu": ReLU()})
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # the units of paper Sec. 3.2
 # ----------------------------------------------------------------------------------------------------------------
-def _bottleneck_branch(layer, channels, bottleneck, groups, rng, dtype):
+def _checked_bottleneck(layer, channels, mid, rng, dtype, **kwargs):
+    """``bottleneck(c, c, m, **kwargs)``, its channel counts checked under the caller's name."""
     c = check_int(layer, "channels", channels, 1)
-    m = check_int(layer, "bottleneck", bottleneck, 1)
-    rng = as_rng(rng)
-    return Sequential({
-        "conv1": Conv2d(c, m, 1, rng=rng, dtype=dtype), "bn1": BatchNorm2d(m, dtype=dtype), "relu1": ReLU(),
-        "conv2": Conv2d(m, m, 3, padding=1, groups=groups, rng=rng, dtype=dtype), "bn2": BatchNorm2d(m, dtype=dtype),
-        "relu2": ReLU(),
-        "conv3": Conv2d(m, c, 1, rng=rng, dtype=dtype), "bn3": BatchNorm2d(c, dtype=dtype),
-    })
+    m = check_int(layer, "bottleneck", mid, 1)
+    return bottleneck(c, c, m, rng=rng, dtype=dtype, **kwargs)
 
 
 def resnet_unit(channels, bottleneck, *, rng=None, dtype=np.float32):
@@ -59,7 +112,7 @@ def resnet_unit(channels, bottleneck, *, rng=None, dtype=np.float32):
     Multiply-adds on a ``c x h x w`` input: ``hw(2cm + 9m^2)`` (paper Sec. 3.2). Parameters: ``2cm + 9m^2``
     convolution weights plus ``2(2m + c)`` batch-norm gamma and beta.
     """
-    return Residual(_bottleneck_branch("resnet_unit", channels, bottleneck, 1, rng, dtype))
+    return Residual(_checked_bottleneck("resnet_unit", channels, bottleneck, rng, dtype))
 
 
 def resnext_unit(channels, bottleneck, groups, *, rng=None, dtype=np.float32):
@@ -83,9 +136,26 @@ def resnext_unit(channels, bottleneck, groups, *, rng=None, dtype=np.float32):
     65,536 of the 70,144 multiply-adds per pixel, 93.4% (the paper's Sec. 3.1 figure).
     """
     groups = check_int("resnext_unit", "groups", groups, 1)
-    return Residual(_bottleneck_branch("resnext_unit", channels, bottleneck, groups, rng, dtype))
+    return Residual(_checked_bottleneck("resnext_unit", channels, bottleneck, rng, dtype, groups=groups))
 
 
+def depthwise_bottleneck_unit(channels, bottleneck, *, rng=None, dtype=np.float32):
+    """Paper Fig. 2 (a): the bottleneck unit with a 3x3 *depthwise* convolution, the starting point of Sec. 3.2.
+
+    ``ReLU(x + BN(1x1(ReLU(BN(3x3 DWConv(ReLU(BN(1x1(x)))))))))``: a :func:`resnet_unit` whose 3x3 convolution
+    is depthwise (``groups = bottleneck``). ShuffleNet's unit (Fig. 2 b) then makes the two 1x1 convolutions
+    group convolutions, puts a channel shuffle after the first, and drops the ReLU after the depthwise one.
+
+    Returns a :class:`~numpy_shufflenet.nn.Residual`; ``branch`` is named conv1, bn1, relu1, conv2, bn2, relu2,
+    conv3, bn3. Multiply-adds on a ``c x h x w`` input: ``hw(2cm + 9m)``.
+    """
+    return Residual(_checked_bottleneck("depthwise_bottleneck_unit", channels, bottleneck, rng, dtype,
+                                        groups=bottleneck))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# the bare convolutions, to count their weights by hand
+# ----------------------------------------------------------------------------------------------------------------
 def bottleneck_block(channels, bottleneck, *, rng=None, dtype=np.float32):
     """The three convolutions of a bottleneck, alone: 1x1 (c -> m), 3x3 (m -> m, padding 1), 1x1 (m -> c).
 
@@ -97,12 +167,7 @@ def bottleneck_block(channels, bottleneck, *, rng=None, dtype=np.float32):
     -------
     Sequential of three ``Conv2d`` named conv1, conv2, conv3
     """
-    c = check_int("bottleneck_block", "channels", channels, 1)
-    m = check_int("bottleneck_block", "bottleneck", bottleneck, 1)
-    rng = as_rng(rng)
-    return Sequential({"conv1": Conv2d(c, m, 1, rng=rng, dtype=dtype),
-                       "conv2": Conv2d(m, m, 3, padding=1, rng=rng, dtype=dtype),
-                       "conv3": Conv2d(m, c, 1, rng=rng, dtype=dtype)})
+    return _checked_bottleneck("bottleneck_block", channels, bottleneck, rng, dtype, bare=True)
 
 
 def depthwise_separable_block(in_channels, out_channels, *, stride=1, rng=None, dtype=np.float32):
@@ -123,49 +188,4 @@ def depthwise_separable_block(in_channels, out_channels, *, stride=1, rng=None, 
     """
     c_in = check_int("depthwise_separable_block", "in_channels", in_channels, 1)
     c_out = check_int("depthwise_separable_block", "out_channels", out_channels, 1)
-    rng = as_rng(rng)
-    return Sequential({"dw": Conv2d(c_in, c_in, 3, stride=stride, padding=1, groups=c_in, rng=rng, dtype=dtype),
-                       "pw": Conv2d(c_in, c_out, 1, rng=rng, dtype=dtype)})
-
-
-
-
-def depthwise_bottleneck_unit(channels, bottleneck, *, rng=None, dtype=np.float32):
-    """Paper Fig. 2 (a): the bottleneck unit with a 3x3 *depthwise* convolution, the starting point of Sec. 3.2.
-
-    ``ReLU(x + BN(1x1(ReLU(BN(3x3 DWConv(ReLU(BN(1x1(x)))))))))``: a :func:`resnet_unit` whose 3x3 convolution
-    is depthwise (``groups = bottleneck``). ShuffleNet's unit (Fig. 2 b) then makes the two 1x1 convolutions
-    group convolutions, puts a channel shuffle after the first, and drops the ReLU after the depthwise one.
-
-    Returns a :class:`~numpy_shufflenet.nn.Residual`; ``branch`` is named conv1, bn1, relu1, conv2, bn2, relu2,
-    conv3, bn3. Multiply-adds on a ``c x h x w`` input: ``hw(2cm + 9m)``.
-    """
-    c = check_int("depthwise_bottleneck_unit", "channels", channels, 1)
-    m = check_int("depthwise_bottleneck_unit", "bottleneck", bottleneck, 1)
-    rng = as_rng(rng)
-    return Residual(Sequential({
-        "conv1": Conv2d(c, m, 1, rng=rng, dtype=dtype), "bn1": BatchNorm2d(m, dtype=dtype), "relu1": ReLU(),
-        "conv2": Conv2d(m, m, 3, padding=1, groups=m, rng=rng, dtype=dtype), "bn2": BatchNorm2d(m, dtype=dtype),
-        "relu2": ReLU(),
-        "conv3": Conv2d(m, c, 1, rng=rng, dtype=dtype), "bn3": BatchNorm2d(c, dtype=dtype)}))
-
-
-
-def bottleneck(c_in, c_out, mid, stride, groups, rng, dtype):
-    """1x1 (c_in -> mid) -> 3x3 (mid, ``groups``, ``stride``) -> 1x1 (mid -> c_out), each with BN, ReLU between."""
-    return Sequential({
-        "conv1": Conv2d(c_in, mid, 1, rng=rng, dtype=dtype), "bn1": BatchNorm2d(mid, dtype=dtype), "relu1": ReLU(),
-        "conv2": Conv2d(mid, mid, 3, stride=stride, padding=1, groups=groups, rng=rng, dtype=dtype),
-        "bn2": BatchNorm2d(mid, dtype=dtype), "relu2": ReLU(),
-        "conv3": Conv2d(mid, c_out, 1, rng=rng, dtype=dtype), "bn3": BatchNorm2d(c_out, dtype=dtype)})
-
-
-def with_shortcut(branch_for, c_in, c_out, stride):
-    """Paper Fig. 2 (b) and (c) around any branch: ``ReLU(x + branch(x))`` for stride 1; for stride 2
-    ``ReLU(concat([AvgPool3x3/s2(x), branch(x)]))`` with a branch of ``c_out - c_in`` channels."""
-    if stride == 1:
-        return Residual(branch_for(c_out))
-    return Sequential({"concat": Concat({"shortcut": AvgPool2d(3, stride=2, padding=1),
-                                         "branch": branch_for(c_out - c_in)}), "relu": ReLU()})
-
-
+    return depthwise_separable(c_in, c_out, stride=stride, bare=True, rng=rng, dtype=dtype)

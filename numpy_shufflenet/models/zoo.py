@@ -1,7 +1,8 @@
 """Other networks of the paper's tables, built from the same layers so that the same counter counts them.
 
 * :func:`vgg16`, :func:`alexnet` (with its two-group convolutions), :func:`googlenet`, :func:`squeezenet`: paper
-  Table 6. ``shapes_only=True`` builds them without drawing their weights, which is all counting needs.
+  Table 6. :func:`~numpy_shufflenet.models.build_shapes_only` builds them without drawing their weights, which is
+  all counting needs.
 * :func:`mobilenet_v1`: MobileNet v1 (Howard et al. 2017) with its width multiplier (paper Table 5).
 * :func:`inception` (GoogLeNet) and :func:`fire` (SqueezeNet), built on :class:`~numpy_shufflenet.nn.Concat`,
   which runs branches side by side and concatenates them; :class:`~numpy_shufflenet.nn.CeilMaxPool2d` is Caffe's
@@ -11,8 +12,9 @@
 import numpy as np
 
 from .._checks import as_rng, check_int
-from ..nn import BatchNorm2d, CeilMaxPool2d, Concat, Conv2d, Flatten, GlobalAvgPool2d, Linear, MaxPool2d, ReLU, Sequential
-from .builders import check_width, conv_bn, conv_relu, network_rng, scaled, shapes_only_weights
+from ..nn import CeilMaxPool2d, Concat, Flatten, GlobalAvgPool2d, Linear, MaxPool2d, ReLU, Sequential
+from .builders import check_width, conv_bn_relu, scaled
+from .units import depthwise_separable
 
 # ----------------------------------------------------------------------------------------------------------------
 # MobileNet v1
@@ -28,8 +30,9 @@ def mobilenet_v1(width=1.0, num_classes=1000, rng=None, dtype=np.float32, *, in_
     """MobileNet v1 (Howard et al. 2017), built from this package's layers.
 
     ``stem``: 3x3 conv, stride 2, padding 1, 32 channels, BN, ReLU; then ``block1`` ... ``block13``, each a
-    depthwise separable convolution ``dw`` (3x3 depthwise, padding 1) -> ``bn1`` -> ``relu1`` -> ``pw`` (1x1) ->
-    ``bn2`` -> ``relu2`` with the channels and strides of :data:`MOBILENET_V1_BLOCKS`; ``pool`` (global average)
+    :func:`~numpy_shufflenet.models.depthwise_separable` convolution ``dw`` (3x3 depthwise, padding 1) -> ``bn1``
+    -> ``relu1`` -> ``pw`` (1x1) -> ``bn2`` -> ``relu2`` with the channels and strides of
+    :data:`MOBILENET_V1_BLOCKS`; ``pool`` (global average)
     and ``fc`` (with a bias, as in the paper). Convolutions have no bias (batch norm follows each one).
 
     Parameters
@@ -58,15 +61,11 @@ def mobilenet_v1(width=1.0, num_classes=1000, rng=None, dtype=np.float32, *, in_
     in_channels = check_int("mobilenet_v1", "in_channels", in_channels, 1)
     rng = as_rng(rng)
     c = scaled("mobilenet_v1", MOBILENET_V1_STEM, width)
-    layers = {"stem": conv_bn(in_channels, c, 3, rng, dtype, stride=2)}
+    layers = {"stem": conv_bn_relu(in_channels, c, 3, rng, dtype, stride=2)}
     widths = [c]
     for i, (c_out, stride) in enumerate(MOBILENET_V1_BLOCKS, start=1):
         c_out = scaled("mobilenet_v1", c_out, width)
-        layers[f"block{i}"] = Sequential({
-            "dw": Conv2d(c, c, 3, stride=stride, padding=1, groups=c, rng=rng, dtype=dtype),
-            "bn1": BatchNorm2d(c, dtype=dtype), "relu1": ReLU(),
-            "pw": Conv2d(c, c_out, 1, rng=rng, dtype=dtype), "bn2": BatchNorm2d(c_out, dtype=dtype), "relu2": ReLU(),
-        })
+        layers[f"block{i}"] = depthwise_separable(c, c_out, stride=stride, rng=rng, dtype=dtype)
         widths.append(c_out)
         c = c_out
     layers["pool"] = GlobalAvgPool2d()
@@ -92,8 +91,7 @@ def _classifier(layer, features, input_shape, hidden, num_classes, rng, dtype):
 VGG16_LAYERS = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M")
 
 
-def vgg16(num_classes=1000, *, width=1.0, input_size=224, hidden=4096, shapes_only=False, rng=None,
-          dtype=np.float32):
+def vgg16(num_classes=1000, *, width=1.0, input_size=224, hidden=4096, rng=None, dtype=np.float32):
     """VGG-16 (Simonyan and Zisserman 2015, configuration D), as counted in paper Table 6 (15300 MFLOPs).
 
     ``features``: thirteen 3x3 convolutions (padding 1, with bias, each followed by a ReLU) in five blocks of
@@ -109,10 +107,11 @@ def vgg16(num_classes=1000, *, width=1.0, input_size=224, hidden=4096, shapes_on
     input_size : int, default 224
         The square input the classifier is sized for (``fc6`` takes ``512 * (input_size // 32) ** 2``).
     hidden : int, default 4096, the width of ``fc6`` and ``fc7``
-    shapes_only : bool, default False
-        True builds the layers without drawing their 138 M weights (read-only zero views of the right shapes):
-        instant, and enough for :func:`~numpy_shufflenet.analysis.counting.count_multiply_adds` and ``count_params``.
     rng, dtype : as in :func:`mobilenet_v1`
+
+    ``build_shapes_only(vgg16)`` builds the layers without drawing their 138 M weights (read-only zero views of
+    the right shapes): instant, and enough for :func:`~numpy_shufflenet.analysis.counting.count_multiply_adds` and
+    ``count_params``.
 
     Notes
     -----
@@ -124,7 +123,7 @@ def vgg16(num_classes=1000, *, width=1.0, input_size=224, hidden=4096, shapes_on
     num_classes = check_int("vgg16", "num_classes", num_classes, 1)
     input_size = check_int("vgg16", "input_size", input_size, 32)
     hidden = check_int("vgg16", "hidden", hidden, 1)
-    rng = network_rng(rng, shapes_only)
+    rng = as_rng(rng)
     layers, c, block, i = {}, 3, 1, 1
     for v in VGG16_LAYERS:
         if v == "M":
@@ -132,16 +131,14 @@ def vgg16(num_classes=1000, *, width=1.0, input_size=224, hidden=4096, shapes_on
             block, i = block + 1, 1
             continue
         c_out = scaled("vgg16", v, width)
-        layers[f"conv{block}_{i}"] = conv_relu(c, c_out, 3, rng, dtype, padding=1)
+        layers[f"conv{block}_{i}"] = conv_bn_relu(c, c_out, 3, rng, dtype, bn=False)
         c, i = c_out, i + 1
     features = Sequential(layers)
-    model = Sequential({"features": features, "classifier": _classifier(
+    return Sequential({"features": features, "classifier": _classifier(
         "vgg16", features, (3, input_size, input_size), hidden, num_classes, rng, dtype)})
-    return shapes_only_weights(model) if shapes_only else model
 
 
-def alexnet(num_classes=1000, *, width=1.0, input_size=227, hidden=4096, shapes_only=False, rng=None,
-            dtype=np.float32):
+def alexnet(num_classes=1000, *, width=1.0, input_size=227, hidden=4096, rng=None, dtype=np.float32):
     """AlexNet (Krizhevsky, Sutskever and Hinton 2012) with its original two-group convolutions (paper Table 6).
 
     The network was split over two GPUs, and conv2, conv4 and conv5 only see the half of their input that
@@ -168,18 +165,17 @@ def alexnet(num_classes=1000, *, width=1.0, input_size=227, hidden=4096, shapes_
     num_classes = check_int("alexnet", "num_classes", num_classes, 1)
     input_size = check_int("alexnet", "input_size", input_size, 67)
     hidden = check_int("alexnet", "hidden", hidden, 1)
-    rng = network_rng(rng, shapes_only)
+    rng = as_rng(rng)
     c1, c2, c3, c4, c5 = (scaled("alexnet", c, width, 2) for c in (96, 256, 384, 384, 256))
     features = Sequential({
-        "conv1": conv_relu(3, c1, 11, rng, dtype, stride=4), "pool1": MaxPool2d(3, stride=2),
-        "conv2": conv_relu(c1, c2, 5, rng, dtype, padding=2, groups=2), "pool2": MaxPool2d(3, stride=2),
-        "conv3": conv_relu(c2, c3, 3, rng, dtype, padding=1),
-        "conv4": conv_relu(c3, c4, 3, rng, dtype, padding=1, groups=2),
-        "conv5": conv_relu(c4, c5, 3, rng, dtype, padding=1, groups=2), "pool5": MaxPool2d(3, stride=2),
+        "conv1": conv_bn_relu(3, c1, 11, rng, dtype, stride=4, padding=0, bn=False), "pool1": MaxPool2d(3, stride=2),
+        "conv2": conv_bn_relu(c1, c2, 5, rng, dtype, groups=2, bn=False), "pool2": MaxPool2d(3, stride=2),
+        "conv3": conv_bn_relu(c2, c3, 3, rng, dtype, bn=False),
+        "conv4": conv_bn_relu(c3, c4, 3, rng, dtype, groups=2, bn=False),
+        "conv5": conv_bn_relu(c4, c5, 3, rng, dtype, groups=2, bn=False), "pool5": MaxPool2d(3, stride=2),
     })
-    model = Sequential({"features": features, "classifier": _classifier(
+    return Sequential({"features": features, "classifier": _classifier(
         "alexnet", features, (3, input_size, input_size), hidden, num_classes, rng, dtype)})
-    return shapes_only_weights(model) if shapes_only else model
 
 
 # GoogLeNet (Szegedy et al. 2015, Table 1): the inception modules' channels, (1x1, 3x3 reduce, 3x3, 5x5 reduce,
@@ -200,17 +196,17 @@ def inception(in_channels, c1, c3_reduce, c3, c5_reduce, c5, pool_proj, *, rng=N
     """
     rng = as_rng(rng)
     return Concat({
-        "branch1": conv_relu(in_channels, c1, 1, rng, dtype),
-        "branch2": Sequential({"reduce": conv_relu(in_channels, c3_reduce, 1, rng, dtype),
-                               "conv": conv_relu(c3_reduce, c3, 3, rng, dtype, padding=1)}),
-        "branch3": Sequential({"reduce": conv_relu(in_channels, c5_reduce, 1, rng, dtype),
-                               "conv": conv_relu(c5_reduce, c5, 5, rng, dtype, padding=2)}),
+        "branch1": conv_bn_relu(in_channels, c1, 1, rng, dtype, bn=False),
+        "branch2": Sequential({"reduce": conv_bn_relu(in_channels, c3_reduce, 1, rng, dtype, bn=False),
+                               "conv": conv_bn_relu(c3_reduce, c3, 3, rng, dtype, bn=False)}),
+        "branch3": Sequential({"reduce": conv_bn_relu(in_channels, c5_reduce, 1, rng, dtype, bn=False),
+                               "conv": conv_bn_relu(c5_reduce, c5, 5, rng, dtype, bn=False)}),
         "branch4": Sequential({"pool": MaxPool2d(3, stride=1, padding=1),
-                               "proj": conv_relu(in_channels, pool_proj, 1, rng, dtype)}),
+                               "proj": conv_bn_relu(in_channels, pool_proj, 1, rng, dtype, bn=False)}),
     })
 
 
-def googlenet(num_classes=1000, *, width=1.0, shapes_only=False, rng=None, dtype=np.float32):
+def googlenet(num_classes=1000, *, width=1.0, rng=None, dtype=np.float32):
     """GoogLeNet (Szegedy et al. 2015; the BVLC Caffe model of paper Table 6, 1500 MFLOPs), for inference.
 
     ``conv1`` 7x7/2, pad 3, 64 -> ``pool1`` 3x3/2 -> ``conv2_reduce`` 1x1, 64 -> ``conv2`` 3x3, pad 1, 192 ->
@@ -231,30 +227,26 @@ def googlenet(num_classes=1000, *, width=1.0, shapes_only=False, rng=None, dtype
     """
     width = check_width("googlenet", width)
     num_classes = check_int("googlenet", "num_classes", num_classes, 1)
-    rng = network_rng(rng, shapes_only)
-
-    def w(c):
-        return scaled("googlenet", c, width)
-
-    layers = {"conv1": conv_relu(3, w(64), 7, rng, dtype, stride=2, padding=3),
+    rng = as_rng(rng)
+    c1, c2 = (scaled("googlenet", c, width) for c in (64, 192))
+    layers = {"conv1": conv_bn_relu(3, c1, 7, rng, dtype, stride=2, bn=False),
               "pool1": CeilMaxPool2d(3, stride=2),
-              "conv2_reduce": conv_relu(w(64), w(64), 1, rng, dtype),
-              "conv2": conv_relu(w(64), w(192), 3, rng, dtype, padding=1),
+              "conv2_reduce": conv_bn_relu(c1, c1, 1, rng, dtype, bn=False),
+              "conv2": conv_bn_relu(c1, c2, 3, rng, dtype, bn=False),
               "pool2": CeilMaxPool2d(3, stride=2)}
-    c, pools = w(192), 3
+    c, pools = c2, 3
     for entry in GOOGLENET_INCEPTIONS:
         if entry == "M":
             layers[f"pool{pools}"] = CeilMaxPool2d(3, stride=2)
             pools += 1
             continue
         name, channels = entry
-        channels = tuple(w(v) for v in channels)
+        channels = tuple(scaled("googlenet", v, width) for v in channels)
         layers[f"inception{name}"] = inception(c, *channels, rng=rng, dtype=dtype)
         c = channels[0] + channels[2] + channels[4] + channels[5]
     layers["pool"] = GlobalAvgPool2d()
     layers["fc"] = Linear(c, num_classes, rng=rng, dtype=dtype)
-    model = Sequential(layers)
-    return shapes_only_weights(model) if shapes_only else model
+    return Sequential(layers)
 
 
 # SqueezeNet v1.0 (Iandola et al. 2016, Table 1): the fire modules' (squeeze 1x1, expand 1x1, expand 3x3)
@@ -269,12 +261,12 @@ def fire(in_channels, squeeze, expand1x1, expand3x3, *, rng=None, dtype=np.float
     Output channels ``expand1x1 + expand3x3``, same height and width. Convolutions have biases.
     """
     rng = as_rng(rng)
-    return Sequential({"squeeze": conv_relu(in_channels, squeeze, 1, rng, dtype),
-                       "expand": Concat({"expand1x1": conv_relu(squeeze, expand1x1, 1, rng, dtype),
-                                         "expand3x3": conv_relu(squeeze, expand3x3, 3, rng, dtype, padding=1)})})
+    return Sequential({"squeeze": conv_bn_relu(in_channels, squeeze, 1, rng, dtype, bn=False),
+                       "expand": Concat({"expand1x1": conv_bn_relu(squeeze, expand1x1, 1, rng, dtype, bn=False),
+                                         "expand3x3": conv_bn_relu(squeeze, expand3x3, 3, rng, dtype, bn=False)})})
 
 
-def squeezenet(num_classes=1000, *, width=1.0, shapes_only=False, rng=None, dtype=np.float32):
+def squeezenet(num_classes=1000, *, width=1.0, rng=None, dtype=np.float32):
     """SqueezeNet v1.0 (Iandola et al. 2016), as in paper Table 6 (833 MFLOPs).
 
     ``conv1`` 7x7/2, 96 -> ``pool1`` 3x3/2 -> ``fire2`` ... ``fire4`` -> ``pool4`` -> ``fire5`` ... ``fire8``
@@ -292,9 +284,10 @@ def squeezenet(num_classes=1000, *, width=1.0, shapes_only=False, rng=None, dtyp
     """
     width = check_width("squeezenet", width)
     num_classes = check_int("squeezenet", "num_classes", num_classes, 1)
-    rng = network_rng(rng, shapes_only)
+    rng = as_rng(rng)
     c = scaled("squeezenet", 96, width)
-    layers = {"conv1": conv_relu(3, c, 7, rng, dtype, stride=2), "pool1": CeilMaxPool2d(3, stride=2)}
+    layers = {"conv1": conv_bn_relu(3, c, 7, rng, dtype, stride=2, padding=0, bn=False),
+              "pool1": CeilMaxPool2d(3, stride=2)}
     index = 2
     for entry in SQUEEZENET_FIRES:
         if entry == "M":
@@ -303,9 +296,8 @@ def squeezenet(num_classes=1000, *, width=1.0, shapes_only=False, rng=None, dtyp
         squeeze, e1, e3 = (scaled("squeezenet", v, width) for v in entry)
         layers[f"fire{index}"] = fire(c, squeeze, e1, e3, rng=rng, dtype=dtype)
         c, index = e1 + e3, index + 1
-    layers["conv10"] = conv_relu(c, num_classes, 1, rng, dtype)
+    layers["conv10"] = conv_bn_relu(c, num_classes, 1, rng, dtype, bn=False)
     layers["pool"] = GlobalAvgPool2d()
-    model = Sequential(layers)
-    return shapes_only_weights(model) if shapes_only else model
+    return Sequential(layers)
 
 

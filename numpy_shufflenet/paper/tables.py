@@ -142,7 +142,7 @@ def table6_rows(tolerance=0.03):
             ("SqueezeNet", squeezenet, 224), ("SqueezeNet", squeezenet, 227))
     rows = []
     for name, builder, size in nets:
-        model = builder(shapes_only=True)
+        model = build_shapes_only(builder)
         conv_only, conv_fc = _count(model, size, include_fc=False), _count(model, size)
         published = paper.TABLE6[name][1]
         match = [label for label, count in (("conv only", conv_only), ("conv + FC", conv_fc))
@@ -156,7 +156,7 @@ def _table8_models():
     return {"ShuffleNet 0.5x (g=3)": build_shapes_only(ShuffleNet, groups=3, scale=0.5),
             "ShuffleNet 1x (g=3)": build_shapes_only(ShuffleNet, groups=3, scale=1.0),
             "ShuffleNet 2x (g=3)": build_shapes_only(ShuffleNet, groups=3, scale=2.0),
-            "AlexNet": alexnet(shapes_only=True),
+            "AlexNet": build_shapes_only(alexnet),
             "1.0 MobileNet-224": build_shapes_only(mobilenet_v1, 1.0)}
 
 

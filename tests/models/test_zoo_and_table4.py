@@ -11,8 +11,8 @@ import pytest
 
 from numpy_shufflenet import paper
 from numpy_shufflenet.models import (TABLE4_STRUCTURES, alexnet, build_shapes_only, depthwise_bottleneck_unit, fire,
-                                     googlenet, inception, macro_network, shufflenet_with_widths, squeezenet,
-                                     table4_network, vgg16)
+                                     googlenet, inception, macro_network, mobilenet_v1, shufflenet_with_widths,
+                                     squeezenet, table4_network, vgg16)
 from numpy_shufflenet.nn import CeilMaxPool2d, Concat
 from numpy_shufflenet.analysis.counting import count_multiply_adds, count_params
 from numpy_shufflenet.gradcheck import check_module, randomize_batchnorm
@@ -59,7 +59,7 @@ TABLE6_EXACT = {     # (builder, input size, conv-only MACs, conv + FC MACs, par
 @pytest.mark.parametrize("name", list(TABLE6_EXACT))
 def test_table6_exact_counts(name):
     builder, size, conv, total, params = TABLE6_EXACT[name]
-    model = builder(shapes_only=True)
+    model = build_shapes_only(builder)
     assert count_multiply_adds(model, (3, size, size), include_fc=False) == conv
     assert count_multiply_adds(model, (3, size, size)) == total
     assert count_params(model) == params
@@ -73,14 +73,14 @@ def test_table6_against_the_paper_within_3_percent():
     assert off(TABLE6_EXACT["AlexNet"][3], "AlexNet") < 0.03       # with the classifier ...
     assert off(TABLE6_EXACT["AlexNet"][2], "AlexNet") > 0.07       # ... not without it
     assert off(TABLE6_EXACT["SqueezeNet"][3], "SqueezeNet") < 0.03
-    assert round(count_multiply_adds(squeezenet(shapes_only=True), (3, 227, 227)) / 1e6) == 833   # Caffe's input
+    assert round(count_multiply_adds(build_shapes_only(squeezenet), (3, 227, 227)) / 1e6) == 833   # Caffe's input
     # GoogLeNet: 5.5% over the round 1500 under any choice of layers (the documented mismatch)
     assert 0.05 < off(TABLE6_EXACT["GoogleNet* (BVLC)"][2], "GoogleNet* (BVLC)") < 0.06
     assert round(paper.TABLE6["AlexNet"][1] / paper.TABLE6["ShuffleNet 0.5x (g=4)"][1], 1) == 18.9
 
 
 def test_alexnet_groups_halve_the_grouped_layers():
-    model = alexnet(shapes_only=True)
+    model = build_shapes_only(alexnet)
     f = model.features
     assert [f[n].conv.groups for n in ("conv1", "conv2", "conv3", "conv4", "conv5")] == [1, 2, 1, 2, 2]
     assert f.conv2.conv.weight.shape == (256, 48, 5, 5)
@@ -88,8 +88,19 @@ def test_alexnet_groups_halve_the_grouped_layers():
     assert model.classifier.fc6.weight.shape == (4096, 9216)
 
 
+@pytest.mark.parametrize("build", [lambda: ShuffleNet(groups=3, scale=0.5), lambda: mobilenet_v1(0.25),
+                                   lambda: table4_network("resnet", 13),
+                                   lambda: shufflenet_with_widths(2, (8, 48, 96, 192))],
+                         ids=["ShuffleNet", "MobileNet", "table4_network", "shufflenet_with_widths"])
+def test_every_network_starts_with_one_conv_bn_relu_stem(build):
+    stem = build().stem
+    assert [name for name, _ in stem.named_children()] == ["conv", "bn", "relu"]
+    assert (stem.conv.kernel_size, stem.conv.stride, stem.conv.padding) == ((3, 3), (2, 2), (1, 1))
+    assert stem.conv.bias is None and stem.bn.num_features == stem.conv.out_channels
+
+
 def test_shapes_only_weights_are_read_only_views():
-    model = vgg16(shapes_only=True)
+    model = build_shapes_only(vgg16)
     w = model.classifier.fc6.weight.data
     assert w.shape == (4096, 25088) and w.strides == (0, 0) and not w.flags.writeable
     with pytest.raises(ValueError):
@@ -99,10 +110,10 @@ def test_shapes_only_weights_are_read_only_views():
 
 
 def test_googlenet_and_squeezenet_pool_sizes():
-    trace = {name: out for name, _, _, out in googlenet(shapes_only=True).shape_trace((3, 224, 224))}
+    trace = {name: out for name, _, _, out in build_shapes_only(googlenet).shape_trace((3, 224, 224))}
     assert [trace[f"pool{i}"][1:] for i in (1, 2, 3, 4)] == [(56, 56), (28, 28), (14, 14), (7, 7)]
     assert trace["inception5b.branch4.proj.relu"] == (128, 7, 7)
-    trace = {name: out for name, _, _, out in squeezenet(shapes_only=True).shape_trace((3, 224, 224))}
+    trace = {name: out for name, _, _, out in build_shapes_only(squeezenet).shape_trace((3, 224, 224))}
     assert [trace[n][1:] for n in ("conv1.conv", "pool1", "pool4", "pool8")] == [(109, 109), (54, 54), (27, 27),
                                                                                  (13, 13)]
 
