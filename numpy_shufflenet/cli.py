@@ -88,14 +88,13 @@ def _grade(args):
 
 
 def _seconds(text):
-    """argparse type of --timeout: a finite number of seconds > 0."""
+    """argparse type of --timeout: the number, as the grader's own :func:`~.course.autograde.check_timeout` takes it."""
+    from .course.autograde import check_timeout
+
     try:
-        value = float(text)
+        return check_timeout(float(text))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0, got {text!r}")
-    return value
+        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0, got {text!r}") from None
 
 
 def _train(args):

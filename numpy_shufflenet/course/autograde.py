@@ -59,16 +59,16 @@ import tempfile
 import time
 from pathlib import Path
 
+from .checks import GRADING_ENV
 from .release import (ANSWER_STUB, MAX_NOTEBOOK_BYTES, check_nbgrader, check_notebook, exercise_of_check,
                       nbgrader_meta, read_notebook, strip_outputs, student_source)
 
 __all__ = [
     "GRADING_ENV", "COLUMNS", "STATUSES", "DEFAULT_TIMEOUT", "MAX_OUTPUT_BYTES", "MAX_RUNS", "MAX_NOTEBOOK_BYTES",
-    "Exercise", "Assignment", "Grade", "load_assignment", "grade_notebook", "grade_dir", "write_csv",
+    "Exercise", "Assignment", "Grade", "load_assignment", "grade_notebook", "grade_dir", "check_timeout", "write_csv",
     "write_feedback", "format_table",
 ]
 
-GRADING_ENV = "NUMPY_SHUFFLENET_GRADING"
 COLUMNS = ("student", "notebook", "exercise", "points", "max_points", "status", "message")
 STATUSES = ("passed", "failed", "not done", "error", "timeout", "not run", "missing", "invalid", "manual")
 DEFAULT_TIMEOUT = 300.0          # seconds for all the cells of one run of one notebook
@@ -514,7 +514,9 @@ def _execute(nb, timeout, max_output_bytes, kernel_name):
 # ----------------------------------------------------------------------------------------------------------------
 # a folder of submissions
 # ----------------------------------------------------------------------------------------------------------------
-def _check_timeout(timeout):
+def check_timeout(timeout):
+    """``timeout`` as a float, after checking it is a finite number of seconds > 0 (``grade_dir``'s argument and
+    the command line's ``--timeout``)."""
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not math.isfinite(timeout) \
             or timeout <= 0:
         raise ValueError(f"grade: expected --timeout to be a number of seconds > 0, got {timeout!r}")
@@ -534,7 +536,7 @@ def grade_dir(submissions, source="notebooks", out="grades.csv", feedback=None, 
     inconsistent metadata, ``out`` is a directory or lies under a file, ``feedback`` is a file or lies under one,
     or ``timeout`` is not a number > 0. Students are the sub-folders of ``submissions`` (hidden ones skipped).
     """
-    timeout = _check_timeout(timeout)
+    timeout = check_timeout(timeout)
     submissions, source, out = Path(submissions), Path(source), Path(out)
     if not submissions.is_dir():
         raise ValueError(f"grade: expected SUBMISSIONS to be a directory, got {str(submissions)!r}")
