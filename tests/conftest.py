@@ -12,7 +12,10 @@ The worst relative error seen per layer and gradient is printed at the end of th
 """
 
 import dataclasses
+import io
 import os
+import shutil
+import zipfile
 from pathlib import Path
 from typing import Callable
 
@@ -21,6 +24,7 @@ import pytest
 
 from numpy_shufflenet import functional as F
 from numpy_shufflenet.gradcheck import numeric_gradient, rel_error
+from numpy_shufflenet.training.runs import train_shapes
 
 GRAD_TOL = 1e-7      # analytic vs numeric gradient of one layer, float64, h = 1e-6
 SAME_TOL = 1e-10     # two exact computations of the same thing, float64
@@ -156,6 +160,47 @@ def make_layer_case(case_id, rng, dtype=np.float64):
     if case_id == "linear":
         return LayerCase("linear", F.linear_forward, (randn(3, 5), randn(4, 5), randn(4)), {}, F.linear_backward)
     raise KeyError(case_id)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# files: .npz archives written by hand, and one tiny saved training run
+# --------------------------------------------------------------------------------------------------------------
+def npy_bytes(array):
+    buf = io.BytesIO()
+    np.lib.format.write_array(buf, array, allow_pickle=True)
+    return buf.getvalue()
+
+
+def write_npz(path, members, compression=zipfile.ZIP_STORED):
+    """An .npz written by hand: ``members`` maps entry names (without .npy) to raw member bytes."""
+    with zipfile.ZipFile(path, "w", compression=compression) as z:
+        for name, data in members.items():
+            z.writestr(f"{name}.npy", data)
+    return path
+
+
+def spoil(member, change):
+    """The bytes of a .npy member after ``change(array)``; the member is our own, trusted test data."""
+    return npy_bytes(change(np.lib.format.read_array(io.BytesIO(member))))
+
+
+TINY_RUN = dict(scale=0.25, epochs=1, train_size=32, val_size=16, batch_size=16, seed=0)
+
+
+@pytest.fixture(scope="session")
+def saved_run(tmp_path_factory):
+    """One tiny finished run of ``train_shapes`` (1 epoch, 2 steps), trained once per session; tests copy it
+    (``run_dir``)."""
+    out = tmp_path_factory.mktemp("run")
+    train_shapes(out, progress=False, baseline=False, **TINY_RUN)
+    return out
+
+
+@pytest.fixture
+def run_dir(saved_run, tmp_path):
+    """A copy of :func:`saved_run` that a test may spoil."""
+    return shutil.copytree(saved_run, tmp_path / "run")
+
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from numpy_shufflenet import nn
 from numpy_shufflenet.functional import (batchnorm2d_backward, batchnorm2d_forward, channel_shuffle_backward,
                                          channel_shuffle_forward, conv2d_forward, relu_forward)
 from numpy_shufflenet.gradcheck import check_module, numeric_gradient, rel_error, report
+from numpy_shufflenet.nn import Module, Parameter
 
 
 def bn_inputs(rng):
@@ -223,3 +224,94 @@ def test_check_module_sampled_mode(rng, relu, passes):
 def test_check_module_refuses_float32_input(rng):
     with pytest.raises(TypeError, match="check_module.*float32"):
         check_module(small_net(), rng.standard_normal((2, 2, 4, 4)).astype(np.float32))
+
+
+# --------------------------------------------------------------------------------------------------------------
+# gradient checks never pass on NaN or inf, and refuse a step that is not a positive number
+# --------------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("a, b", [([np.nan, 1.0], [1.0, 1.0]), ([1.0, 1.0], [1.0, np.inf]),
+                                  ([np.inf], [np.inf]), ([np.nan], [np.nan]), ([-np.inf, 0.0], [0.0, 0.0])])
+def test_rel_error_of_non_finite_is_inf(a, b):
+    assert rel_error(np.array(a), np.array(b)) == np.inf
+
+
+@pytest.mark.parametrize("h", [0, 0.0, -1e-6, np.nan, np.inf, -np.inf, "1e-6", None, True])
+def test_numeric_gradient_refuses_a_bad_step(h):
+    with pytest.raises(ValueError, match=rf"numeric_gradient: expected h to be a finite number > 0, got {h!r}"):
+        numeric_gradient(lambda v: v, np.ones(3), np.ones(3), h=h)
+
+
+@pytest.mark.parametrize("x", [np.arange(3), np.ones(3, dtype=bool), np.array([1, 2], dtype=np.uint8)])
+def test_numeric_gradient_refuses_a_non_float_x(x):
+    with pytest.raises(TypeError, match=rf"numeric_gradient: expected x to have a float dtype .*got {x.dtype}"):
+        numeric_gradient(lambda v: v, x, np.ones(x.shape))
+
+
+@pytest.mark.parametrize("bad", ["x", "dout"])
+@pytest.mark.parametrize("value", [np.nan, np.inf])
+def test_numeric_gradient_refuses_non_finite_inputs(bad, value):
+    arrays = {"x": np.ones((2, 2)), "dout": np.ones((2, 2))}
+    arrays[bad][1, 0] = value
+    with pytest.raises(ValueError, match=rf"numeric_gradient: expected a finite {bad}, got 1 non-finite value\(s\), "
+                                         rf"the first {value} at index \(1, 0\)"):
+        numeric_gradient(lambda v: v, arrays["x"], arrays["dout"])
+
+
+@pytest.mark.parametrize("side, analytic, numeric", [
+    ("analytic", [np.nan, 1.0], [1.0, 1.0]),
+    ("numeric", [1.0, 1.0], [1.0, np.inf]),
+    ("analytic", [np.nan, np.nan], [np.nan, np.nan]),           # equal NaNs are not a pass
+])
+def test_report_fails_non_finite_gradients_and_says_where(side, analytic, numeric):
+    result = report("dx", np.array(analytic), np.array(numeric), verbose=False, noise_floor=1e9)
+    assert not result and result.max_rel_error == np.inf
+    assert f"{side} gradient: " in str(result) and "FAIL" in str(result) and "PASS" not in str(result)
+
+
+class Scale(Module):
+    """``out = w * x``: a one-parameter module whose backward can be broken on purpose."""
+
+    def __init__(self, w, dx_override=None):
+        super().__init__()
+        self.weight = Parameter(np.array(w, dtype=np.float64))
+        self.dx_override = dx_override
+
+    def forward(self, x):
+        self._cache = x
+        return self.weight.data * x
+
+    def backward(self, dout):
+        x = self._take_cache()
+        self.weight.grad = np.array([np.sum(dout * x)])
+        return self.weight.data * dout if self.dx_override is None else self.dx_override(dout)
+
+
+def test_check_module_fails_a_nan_gradient_and_names_it():
+    module = Scale([2.0], dx_override=lambda dout: np.full_like(dout, np.nan))
+    results = check_module(module, np.ones((2, 3)), verbose=False)
+    assert not results[0] and results[0].name == "x" and "analytic gradient: 6 non-finite" in str(results[0])
+    assert results[1]                                               # the weight's gradient is still right
+
+
+@pytest.mark.parametrize("where, make", [
+    ("the input x", lambda: (Scale([2.0]), np.array([[1.0, np.nan]]), {})),
+    ("parameter weight", lambda: (Scale([np.inf]), np.ones((1, 2)), {})),
+    ("the forward output", lambda: (Scale([1e308]), np.array([[1e308, 1.0]]), {})),
+    ("dout", lambda: (Scale([2.0]), np.ones((1, 2)), {"dout": np.array([[1.0, -np.inf]])})),
+])
+def test_check_module_refuses_non_finite_values_and_says_where(where, make):
+    module, x, kwargs = make()
+    with np.errstate(over="ignore"), \
+            pytest.raises(ValueError, match=rf"check_module: expected {where} to be finite, got 1 non-finite"):
+        check_module(module, x, verbose=False, **kwargs)
+
+
+@pytest.mark.parametrize("h", [0.0, -1e-3, np.nan])
+def test_check_module_refuses_a_bad_step(h):
+    with pytest.raises(ValueError, match=rf"check_module: expected h to be a finite number > 0, got {h!r}"):
+        check_module(Scale([2.0]), np.ones((1, 2)), h=h, verbose=False)
+
+
+def test_check_module_refuses_a_non_array_input():
+    with pytest.raises(TypeError, match=r"check_module: expected a float64 input .*got list"):
+        check_module(Scale([2.0]), [1.0, 2.0])

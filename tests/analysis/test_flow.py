@@ -265,3 +265,24 @@ def test_groups_seen_counts_distinct_groups():
     M[0, [0, 1]] = True           # group 0 only
     M[1, [1, 2, 5]] = True        # groups 0, 1, 2
     assert flow.groups_seen(M, 3).tolist() == [1, 3, 0]
+
+
+# --------------------------------------------------------------------------------------------------------------
+# the permutation helpers refuse what is not a permutation
+# --------------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("fn, args, error, message", [
+    ("inverse_permutation", ([0, 0, 1],), ValueError,
+     r"expected perm to be a 1-D permutation of 0..2 .*got \[0, 0, 1\]"),
+    ("inverse_permutation", ([0, 2],), ValueError, r"expected perm .*permutation of 0..1 .*got \[0, 2\]"),
+    ("inverse_permutation", ([-1, 0],), ValueError, r"expected perm .*got \[-1, 0\]"),
+    ("inverse_permutation", ([[0, 1], [1, 0]],), ValueError, r"expected perm to be a 1-D .*got \[\[0, 1\], \[1, 0\]\]"),
+    ("inverse_permutation", ([0.0, 1.0],), TypeError, r"expected perm to be an array of integers, got dtype float64"),
+    ("inverse_permutation", ([True, False],), TypeError, r"expected perm to be an array of integers, got dtype bool"),
+    ("compose_permutations", ([1, 0], [1, 1]), ValueError, r"expected second to be a 1-D permutation .*got \[1, 1\]"),
+    ("compose_permutations", ([3, 0], [1, 0]), ValueError, r"expected first to be a 1-D permutation .*got \[3, 0\]"),
+    ("compose_permutations", ([1, 0], [0, 2, 1]), ValueError, r"expected two permutations of the same length, got "
+                                                             r"\(2,\) and \(3,\)"),
+])
+def test_permutation_helpers_refuse_non_permutations(fn, args, error, message):
+    with pytest.raises(error, match=rf"flow.{fn}: {message}"):
+        getattr(flow, fn)(*args)

@@ -1,7 +1,7 @@
 """2-D convolution: dense, grouped, pointwise group (1x1) and depthwise.
 
 * every gradient (dx, dw, db) agrees with the numeric gradient;
-* the loop version and the fast version agree to 1e-10;
+* the loop version and the im2col version agree to 1e-10;
 * a grouped convolution equals a dense one with a block-diagonal weight, and equals ``groups`` separate
   convolutions on channel slices; depthwise equals the general path;
 * golden values computed by hand pin the conventions (padding on every side, no kernel flip, group blocks).
@@ -60,7 +60,7 @@ IMPLEMENTATIONS = {"conv2d": (conv2d_forward, conv2d_backward),
 # The loop version is checked on its own too (on fewer configurations: it is slow), so that a mistake the two
 # versions share cannot hide in their comparison.
 @pytest.mark.parametrize("name, x_shape, F, kernel, stride, padding, groups, bias",
-                         [pytest.param("conv2d", *c.values, id=f"fast-{c.id}") for c in CONFIGS]
+                         [pytest.param("conv2d", *c.values, id=f"im2col-{c.id}") for c in CONFIGS]
                          + [pytest.param("conv2d_naive", *c.values, id=f"naive-{c.id}")
                             for c in CONFIGS[:3] + CONFIGS[8:10]])
 def test_gradients_match_numeric(rng, name, x_shape, F, kernel, stride, padding, groups, bias):
@@ -98,12 +98,12 @@ def assert_all_same(results_a, results_b):
 
 
 @pytest.mark.parametrize("x_shape, F, kernel, stride, padding, groups, bias", CONFIGS + EXTRA_CONFIGS)
-def test_fast_equals_naive(rng, x_shape, F, kernel, stride, padding, groups, bias):
+def test_im2col_equals_loops(rng, x_shape, F, kernel, stride, padding, groups, bias):
     x, w, b = make_inputs(rng, x_shape, F, kernel, groups, bias)
     opts = dict(stride=stride, padding=padding, groups=groups)
-    fast = run_conv(conv2d_forward, conv2d_backward, x, w, b, 7, **opts)
-    naive = run_conv(conv2d_forward_naive, conv2d_backward_naive, x, w, b, 7, **opts)
-    assert_all_same(fast, naive)
+    im2col = run_conv(conv2d_forward, conv2d_backward, x, w, b, 7, **opts)
+    loops = run_conv(conv2d_forward_naive, conv2d_backward_naive, x, w, b, 7, **opts)
+    assert_all_same(im2col, loops)
 
 
 def block_diagonal(w, groups):
@@ -164,7 +164,7 @@ def test_group_conv_equals_concatenated_per_group_convs(rng, x_shape, F, kernel,
 
 @pytest.mark.parametrize("C, stride, padding", [(4, 1, 1), (6, 2, 1), (5, 2, 0), (3, 1, 2)])
 def test_depthwise_equals_general_grouped_path(rng, C, stride, padding):
-    """groups = C (the depthwise fast path) == the same numbers pushed through the general grouped path.
+    """groups = C (the depthwise path, a sum of shifted slices) == the same numbers through the general grouped path.
 
     The general im2col path is forced with a channel multiplier of 2 (groups = C but 2C output channels, which
     is not depthwise-shaped): output channel 2c uses channel c's depthwise weight, output 2c + 1 a zero weight.
@@ -293,7 +293,7 @@ def test_output_size_rounds_down(H, W, K, s, p, expected):
 @pytest.mark.parametrize("x_shape, F, kernel, stride, padding, groups, bias",
                          [CONFIGS[0], CONFIGS[4], CONFIGS[6], CONFIGS[8], CONFIGS[12]])
 @pytest.mark.parametrize("forward, backward", [(conv2d_forward, conv2d_backward),
-                                               (conv2d_forward_naive, conv2d_backward_naive)], ids=["fast", "naive"])
+                                               (conv2d_forward_naive, conv2d_backward_naive)], ids=["im2col", "naive"])
 def test_dtype_preserved(rng, forward, backward, dtype, x_shape, F, kernel, stride, padding, groups, bias):
     x, w, b = make_inputs(rng, x_shape, F, kernel, groups, bias, dtype)
     out, cache = forward(x, w, b, stride=stride, padding=padding, groups=groups)

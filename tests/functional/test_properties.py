@@ -24,7 +24,7 @@ def conv_configs(draw):
 
 @settings(max_examples=60, deadline=None)
 @given(conv_configs())
-def test_fast_conv_equals_loop_conv_everywhere(cfg):
+def test_im2col_conv_equals_loop_conv_everywhere(cfg):
     rng = np.random.default_rng(cfg["seed"])
     x = rng.standard_normal((cfg["n"], cfg["c_in"], cfg["h"], cfg["w"]))
     w = rng.standard_normal((cfg["c_out"], cfg["c_in"] // cfg["groups"], *cfg["kernel"]))

@@ -149,3 +149,19 @@ def test_tampered_conv_cache_is_an_error_naming_the_layer(k):
     out, cache = k.conv2d_forward(X, rng.standard_normal((4, 3, 3, 3)), padding=1)
     with raises(ValueError, "conv2d", "shape"):
         k.conv2d_backward(np.ones_like(out), cache._replace(w=cache.w[:2]))
+
+
+@pytest.mark.parametrize("args, error, message", [
+    ((3, 3), ValueError, r"GroupReadout: expected group in \[0, 3\), got 3"),
+    ((-1, 3), ValueError, r"GroupReadout: expected group >= 0, got -1"),
+    ((0, 0), ValueError, r"GroupReadout: expected groups >= 1, got 0"),
+    ((0.0, 3), TypeError, r"GroupReadout: expected group to be an integer, got 0.0"),
+])
+def test_group_readout_refuses_bad_groups(args, error, message):
+    with pytest.raises(error, match=message):
+        nn.GroupReadout(*args)
+
+
+def test_group_readout_refuses_indivisible_channels():
+    with pytest.raises(ValueError, match=r"GroupReadout: expected channels divisible by groups=3, got 7"):
+        nn.GroupReadout(0, 3).forward(np.zeros((1, 7, 2, 2)))

@@ -256,3 +256,57 @@ def test_check_module_on_every_layer_kind(rng, mode):
     assert all(r.scale > 1e-6 for r in results), "a ~0 gradient makes its check vacuous"
     for name, m, attr in net.named_buffers():           # check_module restored the running statistics
         assert np.array_equal(getattr(m, attr), buffers[name]), name
+
+
+# --------------------------------------------------------------------------------------------------------------
+# load_state_dict: checked entirely before anything is copied
+# --------------------------------------------------------------------------------------------------------------
+class FakeTensor:
+    """Looks like a torch tensor to load_state_dict: not an ndarray, has ``.numpy()``."""
+
+    def __init__(self, array):
+        self.array = array
+
+    def numpy(self):
+        return self.array
+
+
+def two_layer():
+    rng = np.random.default_rng(0)
+    return nn.Sequential(nn.Linear(4, 3, rng=rng), nn.Linear(3, 2, rng=rng))
+
+
+@pytest.mark.parametrize("last, error, message", [
+    (lambda v: v.tolist(), TypeError, r"expected 1.weight to be a NumPy array, got list"),
+    (lambda v: FakeTensor(v), TypeError,
+     r"expected 1.weight to be a NumPy array \(call .numpy\(\) on a torch tensor\), got FakeTensor"),
+    (lambda v: v.astype(np.complex128), TypeError, r"expected 1.weight to have a real float dtype, got complex128"),
+    (lambda v: v.astype(np.int64), TypeError, r"expected 1.weight to have a real float dtype, got int64"),
+    (lambda v: np.full_like(v, np.nan), ValueError, r"expected 1.weight to be finite, got 6 NaN or inf value\(s\)"),
+    (lambda v: v[:1], ValueError, r"expected 1.weight of shape \(2, 3\), got \(1, 3\)"),
+])
+def test_load_state_dict_is_atomic(last, error, message):
+    """Every entry but the last is valid (and different): a failure at the last must leave all of them unset."""
+    model = two_layer()
+    before = model.state_dict()
+    state = {k: v + 1 for k, v in before.items()}
+    state["1.weight"] = last(state["1.weight"])
+    with pytest.raises(error, match=rf"Sequential.load_state_dict: {message}"):
+        model.load_state_dict(state)
+    for name, value in model.state_dict().items():
+        np.testing.assert_array_equal(value, before[name], err_msg=name)
+
+
+def test_load_state_dict_refuses_a_non_dict():
+    with pytest.raises(TypeError, match=r"Sequential.load_state_dict: expected a dict of name -> array, got list"):
+        two_layer().load_state_dict([np.zeros(3)])
+
+
+def test_real_torch_tensor_gets_the_numpy_hint():
+    torch = pytest.importorskip("torch")
+    model = two_layer()
+    state = model.state_dict()
+    state["0.weight"] = torch.zeros(3, 4)
+    with pytest.raises(TypeError, match=r"expected 0.weight to be a NumPy array \(call .numpy\(\) on a torch tensor\)"):
+        model.load_state_dict(state)
+

@@ -174,3 +174,47 @@ def test_fit_skips_the_image_gradient_only_where_the_model_can():
     assert with_dx.shape == x.shape
     linear = Sequential({"flatten": Flatten(), "fc": Linear(12, 3, rng=rng, dtype=np.float64)})
     assert parameter_gradients(linear) == linear.backward            # no such option: the plain backward
+
+
+# --------------------------------------------------------------------------------------------------------------
+# bad input to the data generator and the optimizer
+# --------------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("kwargs, error, message", [
+    (dict(n=-1), ValueError, r"make_shapes: expected n >= 0, got -1"),
+    (dict(n=2.0), TypeError, r"make_shapes: expected n to be an integer, got 2.0"),
+    (dict(n=4, image_size=0), ValueError, r"make_shapes: expected image_size >= 1, got 0"),
+    (dict(n=4, image_size=-32), ValueError, r"make_shapes: expected image_size >= 1, got -32"),
+    (dict(n=4, noise=-0.1), ValueError, r"make_shapes: expected noise to be a finite number >= 0, got -0.1"),
+    (dict(n=4, noise=float("nan")), ValueError, r"make_shapes: expected noise .*, got nan"),
+    (dict(n=4, radius=(0.3, 0.6)), ValueError,
+     r"make_shapes: expected radius .*0 < low <= high <= 0.5, got \(0.3, 0.6\)"),
+    (dict(n=4, radius=(0.4, 0.2)), ValueError, r"make_shapes: expected radius .*, got \(0.4, 0.2\)"),
+    (dict(n=4, radius=0.3), ValueError, r"make_shapes: expected radius to be a pair .*, got 0.3"),
+    (dict(n=4, dtype=np.int32), TypeError, r"make_shapes: expected a float dtype, got int32"),
+])
+def test_make_shapes_refuses_bad_arguments(kwargs, error, message):
+    with pytest.raises(error, match=message):
+        make_shapes(**kwargs)
+
+
+def test_make_shapes_of_zero_images_is_empty():
+    x, y = make_shapes(0, 32)
+    assert x.shape == (0, 3, 32, 32) and y.shape == (0,)
+
+
+def test_batches_refuse_a_bad_batch_size_or_mismatched_labels():
+    with pytest.raises(ValueError, match=r"batches: expected batch_size >= 1, got 0"):
+        next(batches(np.zeros((4, 2)), np.zeros(4), 0))
+    with pytest.raises(ValueError, match=r"batches: expected as many labels as images, got 4 images and 3 labels"):
+        next(batches(np.zeros((4, 2)), np.zeros(3), 2))
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    (dict(lr=float("nan")), ValueError, r"SGD: expected lr, momentum, weight_decay >= 0 and finite, got nan"),
+    (dict(momentum=float("inf")), ValueError, r"SGD: .*finite, got 0.1, inf"),
+    (dict(weight_decay=-1e-4), ValueError, r"SGD: .*finite, got 0.1, 0.9, -0.0001"),
+    (dict(lr="0.1"), TypeError, r"SGD: expected lr to be a number, got '0.1'"),
+])
+def test_sgd_refuses_bad_hyperparameters(kwargs, error, message):
+    with pytest.raises(error, match=message):
+        SGD([Parameter(np.zeros(3))], **kwargs)
