@@ -103,6 +103,7 @@ def conv_out_size(layer, size, kernel, stride, padding, dim="H"):
 def check_conv_args(layer, x, w, b, stride, padding, groups):
     """Validate a convolution call; return the normalised ``(stride, padding, groups, out_shape)``."""
     check_float_array(layer, "x", x, ndim=4)
+    check_pixels(layer, x)
     check_float_array(layer, "w", w, ndim=4, dtype=x.dtype)
     stride = pair(layer, "stride", stride, 1)
     padding = pair(layer, "padding", padding, 0)
@@ -122,6 +123,12 @@ def check_conv_args(layer, x, w, b, stride, padding, groups):
     H_out = conv_out_size(layer, H, KH, stride[0], padding[0], "H")
     W_out = conv_out_size(layer, W, KW, stride[1], padding[1], "W")
     return stride, padding, groups, (N, F, H_out, W_out)
+
+
+def check_pixels(layer, x):
+    """Refuse an input with an empty plane (``H == 0`` or ``W == 0``): nothing to average or pool over."""
+    if x.shape[2] == 0 or x.shape[3] == 0:
+        raise ValueError(f"{layer}: expected at least one pixel per channel (H, W >= 1), got x of shape {x.shape}")
 
 
 def check_number(layer, name, value, low, high, *, low_open=False):
@@ -171,6 +178,7 @@ def check_batchnorm_args(layer, x, gamma, beta, running_mean, running_var, train
 def check_pool_args(layer, x, kernel_size, stride, padding):
     """Validate a pooling call; return ``(kernel_size, stride, padding, (H_out, W_out))`` as pairs."""
     check_float_array(layer, "x", x, ndim=4)
+    check_pixels(layer, x)
     kernel_size = pair(layer, "kernel_size", kernel_size, 1)
     stride = kernel_size if stride is None else pair(layer, "stride", stride, 1)
     padding = pair(layer, "padding", padding, 0)
@@ -223,3 +231,4 @@ def check_out_dir(path, caller):
                                  f"{parent}")
             break
     return path
+

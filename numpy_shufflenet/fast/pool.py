@@ -28,7 +28,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .._checks import check_cache, check_dout, check_float_array, check_pool_args
+from .._checks import check_cache, check_dout, check_float_array, check_pixels, check_pool_args
 from ..functional.pool import GlobalPoolCache
 from .layout import from_nhwc, merge_crop, pad_split, phase_shapes, strided_rows, tap_cols, to_nhwc
 from .threads import parallel_over_batch, scratch
@@ -228,6 +228,7 @@ def global_avg_pool2d_forward(x):
     cache : the input shape and dtype
     """
     check_float_array(LAYER_GLOBAL, "x", x, ndim=4)
+    check_pixels(LAYER_GLOBAL, x)
     N, C, H, W = x.shape
     out = to_nhwc(x).reshape(N, H * W, C).mean(axis=1)             # the same sums in either layout
     return out, GlobalPoolCache(x.shape, x.dtype)

@@ -16,14 +16,23 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .._checks import check_cache, check_dout, check_float_array, check_pool_args
+from .._checks import check_cache, check_dout, check_float_array, check_pixels, check_pool_args
 from .windows import pad2d, tap, unpad2d
 
 
 LAYER_MAX, LAYER_AVG, LAYER_GLOBAL = "max_pool2d", "avg_pool2d", "global_avg_pool2d"
 
-class PoolCache(NamedTuple):
-    winner: np.ndarray         # max pooling: (N, C, H_out, W_out), the tap p*KW + q that won; None for average
+class MaxPoolCache(NamedTuple):
+    winner: np.ndarray         # (N, C, H_out, W_out), the tap p*KW + q that won each window
+    x_shape: tuple             # (N, C, H, W)
+    dtype: np.dtype
+    kernel_size: tuple
+    stride: tuple
+    padding: tuple
+    out_shape: tuple           # (N, C, H_out, W_out)
+
+
+class AvgPoolCache(NamedTuple):
     x_shape: tuple             # (N, C, H, W)
     dtype: np.dtype
     kernel_size: tuple
@@ -58,14 +67,14 @@ def max_pool2d_forward(x, *, kernel_size, stride=None, padding=0):
     Returns
     -------
     out : ndarray, shape (N, C, H_out, W_out)
-    cache : PoolCache for :func:`max_pool2d_backward` (which tap of each window won)
+    cache : MaxPoolCache for :func:`max_pool2d_backward` (which tap of each window won)
     """
     kernel_size, stride, padding, out_hw = check_pool_args(LAYER_MAX, x, kernel_size, stride, padding)
     windows = _taps(pad2d(x, padding, value=-np.inf), kernel_size, stride, out_hw)
     inside = _taps(pad2d(np.ones((1, 1) + x.shape[2:], dtype=bool), padding, value=False), kernel_size, stride, out_hw)
     winner = _winners(windows, inside)
     out = np.take_along_axis(windows, winner[None], 0)[0]
-    return out, PoolCache(winner, x.shape, x.dtype, kernel_size, stride, padding, out.shape)
+    return out, MaxPoolCache(winner, x.shape, x.dtype, kernel_size, stride, padding, out.shape)
 
 
 def max_pool2d_backward(dout, cache):
@@ -75,7 +84,7 @@ def max_pool2d_backward(dout, cache):
     -------
     dx : ndarray, shape (N, C, H, W)
     """
-    winner, x_shape, dtype, (KH, KW), stride, padding, out_shape = check_cache(LAYER_MAX, cache, PoolCache)
+    winner, x_shape, dtype, (KH, KW), stride, padding, out_shape = check_cache(LAYER_MAX, cache, MaxPoolCache)
     dout = check_dout(LAYER_MAX, dout, out_shape, dtype)
     N, C, H, W = x_shape
     dx_pad = np.zeros((N, C, H + 2 * padding[0], W + 2 * padding[1]), dtype=dout.dtype)
@@ -91,11 +100,11 @@ def avg_pool2d_forward(x, *, kernel_size, stride=None, padding=0):
     Returns
     -------
     out : ndarray, shape (N, C, H_out, W_out)
-    cache : PoolCache for :func:`avg_pool2d_backward`
+    cache : AvgPoolCache for :func:`avg_pool2d_backward`
     """
     kernel_size, stride, padding, out_hw = check_pool_args(LAYER_AVG, x, kernel_size, stride, padding)
     out = _taps(pad2d(x, padding), kernel_size, stride, out_hw).mean(axis=0)
-    return out, PoolCache(None, x.shape, x.dtype, kernel_size, stride, padding, out.shape)
+    return out, AvgPoolCache(x.shape, x.dtype, kernel_size, stride, padding, out.shape)
 
 
 def avg_pool2d_backward(dout, cache):
@@ -105,7 +114,7 @@ def avg_pool2d_backward(dout, cache):
     -------
     dx : ndarray, shape (N, C, H, W)
     """
-    _, x_shape, dtype, (KH, KW), stride, padding, out_shape = check_cache(LAYER_AVG, cache, PoolCache)
+    x_shape, dtype, (KH, KW), stride, padding, out_shape = check_cache(LAYER_AVG, cache, AvgPoolCache)
     dout = check_dout(LAYER_AVG, dout, out_shape, dtype)
     N, C, H, W = x_shape
     share = dout / (KH * KW)
@@ -130,6 +139,7 @@ def global_avg_pool2d_forward(x):
     cache : GlobalPoolCache
     """
     check_float_array(LAYER_GLOBAL, "x", x, ndim=4)
+    check_pixels(LAYER_GLOBAL, x)
     return x.mean(axis=(2, 3)), GlobalPoolCache(x.shape, x.dtype)
 
 

@@ -3,6 +3,7 @@ buffers, caches of another layer or tampered with. Each case asserts the excepti
 name and the offending value."""
 
 import re
+import warnings
 
 import numpy as np
 import pytest
@@ -87,6 +88,22 @@ def test_a_zero_by_zero_kernel_is_refused(k):
         k.conv2d_forward(X, np.ones((4, 3, 0, 0)))
 
 
+@pytest.mark.parametrize("k", KERNELS)
+@pytest.mark.parametrize("shape", [(2, 4, 0, 0), (2, 4, 0, 3), (1, 1, 5, 0)])
+@pytest.mark.parametrize("call, layer", [
+    (lambda k, x: k.global_avg_pool2d_forward(x), "global_avg_pool2d"),
+    (lambda k, x: k.max_pool2d_forward(x, kernel_size=2, padding=1), "max_pool2d"),
+    (lambda k, x: k.avg_pool2d_forward(x, kernel_size=2, padding=1), "avg_pool2d"),
+    (lambda k, x: k.conv2d_forward(x, np.ones((2, x.shape[1], 1, 1)), padding=1), "conv2d"),
+])
+def test_an_input_without_pixels_is_refused_without_numpy_warnings(k, shape, call, layer):
+    """Nothing to average or pool over: a clear error (not NaN from a mean of nothing, nor a window of padding)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")                              # a NumPy warning would fail the test
+        with raises(ValueError, layer, "at least one pixel per channel", str(shape)):
+            call(k, np.zeros(shape))
+
+
 @pytest.mark.parametrize("call, exc, fragments", [
     (lambda: nn.Conv2d(3, 4, 3, dtype=int), TypeError, ["Conv2d", "float32 or float64", "int64"]),
     (lambda: nn.Conv2d(3, 4, 3, dtype=np.float16), TypeError, ["Conv2d", "float32 or float64", "float16"]),
@@ -126,7 +143,8 @@ BACKWARDS = {"conv2d": "conv2d", "depthwise": "conv2d", "batchnorm2d": "batchnor
 @pytest.mark.parametrize("k", KERNELS)
 @pytest.mark.parametrize("layer, other", [("conv2d", "relu"), ("batchnorm2d", "conv2d"), ("relu", "batchnorm2d"),
                                           ("max_pool2d", "relu"), ("channel_shuffle", "max_pool2d"),
-                                          ("conv2d", "tuple")])
+                                          ("conv2d", "tuple"), ("avg_pool2d", "max_pool2d"),
+                                          ("max_pool2d", "avg_pool2d")])
 def test_backward_with_the_cache_of_another_layer(k, layer, other):
     caches = _caches(k)
     out, _ = caches[layer]
