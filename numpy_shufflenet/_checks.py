@@ -112,7 +112,7 @@ def check_conv_args(layer, x, w, b, stride, padding, groups):
     F, C_g, KH, KW = w.shape
     check_divisible(layer, "in_channels", C, groups)
     check_divisible(layer, "out_channels", F, groups)
-    if C_g * groups != C:
+    if not _groups_fit(C, w.shape, groups):
         raise ValueError(f"{layer}: w of shape {w.shape} expects {C_g * groups} input channels "
                          f"(w.shape[1] * groups = {C_g} * {groups}), got x with {C} channels")
     if b is not None:
@@ -123,6 +123,21 @@ def check_conv_args(layer, x, w, b, stride, padding, groups):
     H_out = conv_out_size(layer, H, KH, stride[0], padding[0], "H")
     W_out = conv_out_size(layer, W, KW, stride[1], padding[1], "W")
     return stride, padding, groups, (N, F, H_out, W_out)
+
+
+def _groups_fit(in_channels, w_shape, groups):
+    """Whether ``groups`` splits ``in_channels`` and the ``w_shape[0]`` filters evenly, each filter seeing one group."""
+    return in_channels % groups == 0 and w_shape[0] % groups == 0 and w_shape[1] * groups == in_channels
+
+
+def check_conv_cache(layer, x_shape, w_shape, groups):
+    """Refuse a convolution cache whose ``groups`` does not fit its own input and weight shapes (a cache edited
+    after the forward pass would otherwise index the wrong channels, or none)."""
+    if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)) or groups < 1 \
+            or not _groups_fit(x_shape[1], w_shape, groups):
+        raise ValueError(f"{layer}: the cache is inconsistent (groups={groups!r}, but w has shape {tuple(w_shape)} "
+                         f"and the input had {x_shape[1]} channels: expected w.shape[1] * groups == {x_shape[1]}); "
+                         f"pass the cache of the forward pass unchanged")
 
 
 def check_pixels(layer, x):

@@ -23,7 +23,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .._checks import check_cache, check_conv_args, check_dout, check_shape
+from .._checks import check_cache, check_conv_args, check_conv_cache, check_dout, check_shape
 from ..functional.depthwise import is_depthwise
 from ..functional.windows import col2im, pad2d, tap, unpad2d
 from .layout import fold_w, from_nhwc, merge_crop, pad_split, phase_shapes, tap_rows, tile_w, to_nhwc
@@ -42,6 +42,22 @@ class FastConvCache(NamedTuple):
     padding: tuple
     groups: int
     out_shape: tuple
+
+
+class EmptyBatchCache(NamedTuple):
+    """The cache of a batch of no images (``N = 0``): its backward gives an empty ``dx`` and zero ``dw``, ``db``."""
+    w: np.ndarray
+    has_bias: bool
+    x_shape: tuple             # (0, C_in, H, W)
+    out_shape: tuple           # (0, C_out, H_out, W_out)
+
+
+def _empty_batch_backward(dout, cache, need_dx):
+    """PyTorch's gradients for a batch of no images: ``dx`` empty, ``dw`` and ``db`` zero."""
+    w, has_bias, x_shape, out_shape = cache
+    check_dout(LAYER, dout, out_shape, w.dtype)
+    dx = from_nhwc(np.empty((0,) + tuple(x_shape[2:]) + (x_shape[1],), dtype=w.dtype)) if need_dx else None
+    return dx, np.zeros_like(w), (np.zeros(w.shape[0], dtype=w.dtype) if has_bias else None)
 
 
 def is_pointwise(kernel_size, stride, padding):
@@ -142,10 +158,13 @@ def conv2d_forward(x, w, b=None, *, stride=1, padding=0, groups=1):
     Returns
     -------
     out : ndarray, shape (N, C_out, H_out, W_out), channels-last in memory
-    cache : FastConvCache for :func:`conv2d_backward`
+    cache : FastConvCache (EmptyBatchCache for ``N = 0``) for :func:`conv2d_backward`
     """
     stride, padding, groups, out_shape = check_conv_args(LAYER, x, w, b, stride, padding, groups)
     N, F, H_out, W_out = out_shape
+    if N == 0:                                        # no images: PyTorch's empty output
+        return from_nhwc(np.empty((0, H_out, W_out, F), dtype=x.dtype)), EmptyBatchCache(w, b is not None, x.shape,
+                                                                                          out_shape)
     if is_depthwise(x.shape[1], F, groups):
         out_h, saved = _depthwise_forward(to_nhwc(x), w, stride, padding, (H_out, W_out))
         if b is not None:
@@ -184,7 +203,10 @@ def conv2d_backward(dout, cache, *, need_dx=True):
     dw : ndarray, shape (C_out, C_in // groups, KH, KW)
     db : ndarray, shape (C_out,), or None when the forward had no bias
     """
+    if isinstance(cache, EmptyBatchCache):
+        return _empty_batch_backward(dout, cache, need_dx)
     kind, saved, w, has_bias, x_shape, stride, padding, groups, out_shape = check_cache(LAYER, cache, FastConvCache)
+    check_conv_cache(LAYER, x_shape, w.shape, groups)
     check_shape(LAYER, "the cache's w", w, (out_shape[1], x_shape[1] // groups) + w.shape[2:])
     dout = check_dout(LAYER, dout, out_shape, w.dtype)
     N, F, H_out, W_out = out_shape

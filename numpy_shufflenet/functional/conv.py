@@ -23,7 +23,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .._checks import check_cache, check_conv_args, check_dout
+from .._checks import check_cache, check_conv_args, check_conv_cache, check_dout
 from .depthwise import DepthwiseCache, depthwise_conv2d_backward, depthwise_conv2d_forward, is_depthwise
 from .windows import col2im, im2col, pad2d, unpad2d
 
@@ -60,9 +60,10 @@ def conv2d_forward(x, w, b=None, *, stride=1, padding=0, groups=1):
     stride, padding, groups, (N, F, H_out, W_out) = check_conv_args(LAYER, x, w, b, stride, padding, groups)
     if is_depthwise(x.shape[1], F, groups):
         return depthwise_conv2d_forward(x, w, b, stride=stride, padding=padding)
+    K_g = w[0].size                                                              # C_g*KH*KW: one filter's numbers
     cols = im2col(pad2d(x, padding), w.shape[2:], stride, (H_out, W_out))        # (N, C_in*KH*KW, L)
-    cols = cols.reshape(N, groups, -1, H_out * W_out)                            # (N, G, K_g, L)
-    w_g = w.reshape(groups, F // groups, -1)                                     # (G, F_g, K_g)
+    cols = cols.reshape(N, groups, K_g, H_out * W_out)                           # (N, G, K_g, L)
+    w_g = w.reshape(groups, F // groups, K_g)                                    # (G, F_g, K_g)
     out = np.matmul(w_g, cols).reshape(N, F, H_out, W_out)                       # (N, G, F_g, L)
     if b is not None:
         out += b[:, None, None]
@@ -86,6 +87,7 @@ def conv2d_backward(dout, cache):
     if isinstance(cache, DepthwiseCache):
         return depthwise_conv2d_backward(dout, cache)
     cols, w, has_bias, x_shape, stride, padding, groups = check_cache(LAYER, cache, ConvCache)
+    check_conv_cache(LAYER, x_shape, w.shape, groups)
     (N, C, H, W), (F, _, KH, KW) = x_shape, w.shape
     H_out = (H + 2 * padding[0] - KH) // stride[0] + 1
     W_out = (W + 2 * padding[1] - KW) // stride[1] + 1

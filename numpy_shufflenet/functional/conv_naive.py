@@ -13,7 +13,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .._checks import check_cache, check_conv_args, check_dout
+from .._checks import check_cache, check_conv_args, check_conv_cache, check_dout
 
 LAYER = "conv2d_naive"
 
@@ -59,6 +59,7 @@ def conv2d_backward_naive(dout, cache):
     sends ``dout[n, f, i, j] * window`` to ``dw[f]`` and ``dout[n, f, i, j] * w[f]`` back to that window.
     """
     x_pad, w, has_bias, x_shape, stride, padding, groups, out_shape = check_cache(LAYER, cache, NaiveConvCache)
+    check_conv_cache(LAYER, x_shape, w.shape, groups)
     dout = check_dout(LAYER, dout, out_shape, w.dtype)
     N, F, H_out, W_out = out_shape
     _, C_g, KH, KW = w.shape

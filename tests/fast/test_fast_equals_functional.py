@@ -65,6 +65,31 @@ def test_conv2d(cfg):
                        cfg["seed"])
 
 
+@pytest.mark.parametrize("c_in, c_out, k, stride, padding, groups", [(3, 4, 3, 2, 1, 1), (4, 6, 3, 1, 1, 2),
+                                                                    (6, 9, 1, 1, 0, 3), (4, 4, 3, 2, 1, 4)],
+                         ids=["dense", "grouped", "pointwise", "depthwise"])
+@pytest.mark.parametrize("bias", [True, False])
+def test_conv2d_of_an_empty_batch(c_in, c_out, k, stride, padding, groups, bias):
+    """N = 0: the same empty output and empty dx as the textbook, and its zero dw and db (PyTorch's too)."""
+    rng = np.random.default_rng(3)
+    x = np.zeros((0, c_in, 7, 5))
+    w = rng.standard_normal((c_out, c_in // groups, k, k))
+    b = rng.standard_normal(c_out) if bias else None
+    opts = dict(stride=stride, padding=padding, groups=groups)
+    out_ref, cache_ref = functional.conv2d_forward(x, w, b, **opts)
+    out, cache = fast.conv2d_forward(x, w, b, **opts)
+    assert out.shape == out_ref.shape and out.shape[0] == 0 and out.dtype == out_ref.dtype
+    for got, want in zip(fast.conv2d_backward(np.zeros(out.shape), cache),
+                         functional.conv2d_backward(np.zeros(out.shape), cache_ref)):
+        if want is None:
+            assert got is None
+        else:
+            assert got.shape == want.shape and got.dtype == want.dtype
+            np.testing.assert_array_equal(got, want)
+    dx, dw, db = fast.conv2d_backward(np.zeros(out.shape), cache, need_dx=False)
+    assert dx is None and not dw.any() and dw.shape == w.shape and (db is None) == (not bias)
+
+
 @SETTINGS
 @given(st.integers(1, 3), st.integers(1, 6), st.integers(1, 7), st.integers(1, 7), st.booleans(), st.integers(0, 999))
 def test_batchnorm2d(N, C, H, W, training, seed):

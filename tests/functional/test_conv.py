@@ -287,7 +287,32 @@ def test_output_size_rounds_down(H, W, K, s, p, expected):
 
 
 # --------------------------------------------------------------------------------------------------------------
-# 4. dtype in == dtype out
+# 4. an empty batch, as PyTorch: an empty output, an empty dx, zero dw and db
+# --------------------------------------------------------------------------------------------------------------
+EMPTY_BATCH_CONFIGS = [CONFIGS[0], CONFIGS[4], CONFIGS[6], CONFIGS[8], CONFIGS[12], EXTRA_CONFIGS[1]]
+
+
+@pytest.mark.parametrize("x_shape, F, kernel, stride, padding, groups, bias", EMPTY_BATCH_CONFIGS)
+@pytest.mark.parametrize("name", list(IMPLEMENTATIONS))
+def test_an_empty_batch_gives_an_empty_output_and_zero_weight_gradients(rng, name, x_shape, F, kernel, stride,
+                                                                        padding, groups, bias):
+    forward, backward = IMPLEMENTATIONS[name]
+    x, w, b = make_inputs(rng, (0,) + x_shape[1:], F, kernel, groups, bias)
+    opts = dict(stride=stride, padding=padding, groups=groups)
+    out, cache = forward(x, w, b, **opts)
+    one_image, _ = forward(rng.standard_normal((1,) + x_shape[1:]), w, b, **opts)
+    assert out.shape == (0,) + one_image.shape[1:] and out.dtype == x.dtype
+    dx, dw, db = backward(np.zeros(out.shape), cache)
+    assert dx.shape == x.shape and dx.dtype == x.dtype
+    assert_same(dw, np.zeros(w.shape))                # a sum over no images (PyTorch's F.conv2d gives the same)
+    if bias:
+        assert_same(db, np.zeros(F))
+    else:
+        assert db is None
+
+
+# --------------------------------------------------------------------------------------------------------------
+# 5. dtype in == dtype out
 # --------------------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("x_shape, F, kernel, stride, padding, groups, bias",

@@ -162,6 +162,24 @@ def test_batchnorm_cache_with_a_flipped_training_flag(k, training):
         k.batchnorm2d_backward(np.ones_like(out), cache._replace(training=not training))
 
 
+CONV_SETS = {"functional": (functional.conv2d_forward, functional.conv2d_backward),
+             "functional-naive": (functional.conv2d_forward_naive, functional.conv2d_backward_naive),
+             "fast": (fast.conv2d_forward, fast.conv2d_backward)}
+EDITED_GROUPS = {"dense": (4, 6, 3, 1, 2), "grouped": (4, 6, 3, 2, 1), "grouped-same-width": (8, 8, 3, 4, 3),
+                 "pointwise": (6, 6, 1, 3, 2), "zero": (4, 6, 3, 1, 0), "depthwise": (4, 4, 3, 4, 3)}
+
+
+@pytest.mark.parametrize("kernels, case", [
+    pytest.param(kernels, case, id=f"{kernels}-{case}") for kernels in CONV_SETS for case in EDITED_GROUPS
+    if not (case == "depthwise" and kernels == "functional")])   # the textbook's depthwise cache holds no groups
+def test_conv_cache_with_edited_groups_is_an_error_naming_the_layer(kernels, case):
+    (forward, backward), (c_in, c_out, k, groups, edited) = CONV_SETS[kernels], EDITED_GROUPS[case]
+    out, cache = forward(rng.standard_normal((2, c_in, 5, 5)), rng.standard_normal((c_out, c_in // groups, k, k)),
+                         padding=k // 2, groups=groups)
+    with raises(ValueError, "conv2d", "the cache is inconsistent", f"groups={edited}", "unchanged"):
+        backward(np.ones_like(out), cache._replace(groups=edited))
+
+
 @pytest.mark.parametrize("k", KERNELS)
 def test_tampered_conv_cache_is_an_error_naming_the_layer(k):
     out, cache = k.conv2d_forward(X, rng.standard_normal((4, 3, 3, 3)), padding=1)
