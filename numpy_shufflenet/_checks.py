@@ -12,8 +12,9 @@ import numpy as np
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))      # what every layer computes in
 
 
-def check_float_array(layer, name, a, ndim=None, dtype=None):
-    """Return ``a`` after checking it is a float ndarray with ``ndim`` dimensions (and ``dtype``, if given)."""
+def check_float_array(layer, name, a, ndim=None, dtype=None, min_ndim=None):
+    """Return ``a`` after checking it is a float ndarray with ``ndim`` (or at least ``min_ndim``) dimensions (and
+    ``dtype``, if given)."""
     if not isinstance(a, np.ndarray):
         raise TypeError(f"{layer}: expected {name} to be a numpy.ndarray, got {type(a).__name__}")
     if a.dtype not in FLOAT_DTYPES:
@@ -21,6 +22,9 @@ def check_float_array(layer, name, a, ndim=None, dtype=None):
     if ndim is not None and a.ndim != ndim:
         layout = {1: "(C,)", 2: "(N, F)", 4: "(N, C, H, W)"}.get(ndim, "")
         raise ValueError(f"{layer}: expected {name} to be {ndim}-D {layout}, got shape {a.shape}")
+    if min_ndim is not None and a.ndim < min_ndim:
+        raise ValueError(f"{layer}: expected {name} with at least {min_ndim} dimensions (a batch axis first), "
+                         f"got shape {a.shape}")
     if dtype is not None and a.dtype != dtype:
         raise TypeError(f"{layer}: expected {name} to have the same dtype as x ({dtype}), got {a.dtype}")
     return a
@@ -247,3 +251,14 @@ def check_out_dir(path, caller):
             break
     return path
 
+
+def check_out_file(path, caller):
+    """Refuse a file to write whose folder is missing or is a file; returns ``Path(path)``."""
+    path = Path(path)
+    folder = path.parent
+    if not folder.is_dir():
+        what = "is a file" if folder.exists() else "does not exist"
+        raise ValueError(f"{caller}: expected {path} in an existing folder, got the folder {folder}, which {what}")
+    if path.is_dir():
+        raise ValueError(f"{caller}: expected a file name, got {path}, which is a folder")
+    return path

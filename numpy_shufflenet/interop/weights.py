@@ -19,14 +19,17 @@ from pathlib import Path
 import numpy as np
 from numpy.lib import format as npy_format
 
-from .._checks import check_same_keys
+from .._checks import check_out_file, check_same_keys
 
 MAX_HEADER_BYTES = 10_000       # a .npy header of one array is ~128 bytes; NumPy's own reader stops at 10,000
 
 
 def save_weights(model, path):
     """Write every parameter and batch-norm buffer of ``model`` to ``path`` (a file name, to which NumPy adds
-    ``.npz`` if missing, or an open binary file)."""
+    ``.npz`` if missing, or an open binary file). The folder must exist (as for ``torch.save``): a clear
+    ``ValueError`` otherwise."""
+    if not hasattr(path, "write"):
+        check_out_file(path, "save_weights")
     np.savez(path, **model.state_dict())
 
 

@@ -270,8 +270,9 @@ class Flatten(Module):
     """``(N, C, H, W) -> (N, C*H*W)`` (a view); backward reshapes the gradient back."""
 
     def forward(self, x):
+        check_float_array("Flatten", "x", x, min_ndim=2)
         self._cache = x.shape
-        return x.reshape(x.shape[0], -1)
+        return x.reshape(x.shape[0], int(np.prod(x.shape[1:])))       # (0, C*H*W) for an empty batch too
 
     def backward(self, dout):
         return dout.reshape(self._take_cache())

@@ -7,6 +7,7 @@ the model (checked by comparing the model's state before and after).
 """
 
 import io
+import re
 import zipfile
 
 import numpy as np
@@ -171,3 +172,27 @@ def test_weights_refuse_pickles_and_junk(tmp_path):
     with pytest.raises(ValueError, match=r"not a .npz"):
         load_weights(tiny_net(), tmp_path / "junk.npz")
 
+
+@pytest.mark.parametrize("where, message", [
+    ("missing/w.npz", "expected {path} in an existing folder, got the folder {folder}, which does not exist"),
+    ("notes.txt/w.npz", "expected {path} in an existing folder, got the folder {folder}, which is a file"),
+])
+def test_save_weights_into_a_missing_folder_or_a_file_is_refused(where, message, tmp_path):
+    (tmp_path / "notes.txt").write_text("not a folder")
+    path = tmp_path / where
+    with pytest.raises(ValueError, match=re.escape(f"save_weights: {message}".format(path=path, folder=path.parent))):
+        save_weights(tiny_net(), path)
+    assert not (tmp_path / "missing").exists()
+
+
+def test_save_weights_into_a_folder_name_is_refused(tmp_path):
+    with pytest.raises(ValueError, match=re.escape(f"save_weights: expected a file name, got {tmp_path}, which is "
+                                                   f"a folder")):
+        save_weights(tiny_net(), tmp_path)
+
+
+def test_save_weights_to_an_open_file_still_works(tmp_path):
+    with open(tmp_path / "w.npz", "wb") as f:
+        save_weights(tiny_net(), f)
+    np.testing.assert_array_equal(load_weights(tiny_net(seed=1), tmp_path / "w.npz").state_dict()["fc.weight"],
+                                  tiny_net().state_dict()["fc.weight"])

@@ -201,3 +201,13 @@ def test_group_readout_refuses_bad_groups(args, error, message):
 def test_group_readout_refuses_indivisible_channels():
     with pytest.raises(ValueError, match=r"GroupReadout: expected channels divisible by groups=3, got 7"):
         nn.GroupReadout(0, 3).forward(np.zeros((1, 7, 2, 2)))
+
+
+@pytest.mark.parametrize("x, error, fragments", [
+    ([[1.0, 2.0]], TypeError, ["Flatten", "numpy.ndarray", "list"]),
+    (np.zeros(3), ValueError, ["Flatten", "at least 2 dimensions", "(3,)"]),
+    (np.zeros((2, 3), dtype=np.int64), TypeError, ["Flatten", "float dtype", "int64"]),
+])
+def test_flatten_refuses_what_is_not_a_batch_of_float_arrays(x, error, fragments):
+    with raises(error, *fragments):
+        nn.Flatten().forward(x)

@@ -310,3 +310,8 @@ def test_real_torch_tensor_gets_the_numpy_hint():
     with pytest.raises(TypeError, match=r"expected 0.weight to be a NumPy array \(call .numpy\(\) on a torch tensor\)"):
         model.load_state_dict(state)
 
+
+def test_flatten_keeps_an_empty_batch():
+    flatten = nn.Flatten()
+    assert flatten.forward(np.zeros((0, 3, 2, 2))).shape == (0, 12)           # as PyTorch's nn.Flatten
+    assert flatten.backward(np.zeros((0, 12))).shape == (0, 3, 2, 2)
