@@ -3,8 +3,9 @@
     python benchmarks/bench_notebooks.py                         # every notebook in notebooks/
     python benchmarks/bench_notebooks.py 06 03                   # the notebooks whose names start with 06 or 03
 
-Each notebook runs top to bottom in a fresh ``python3`` kernel with :mod:`nbclient` (as the tests run it:
-working directory ``notebooks/``, ``MPLBACKEND=Agg``). The table gives, per notebook:
+Each notebook runs top to bottom in a fresh ``python3`` kernel, by the tests' own runner
+(``tests/notebook_runner.py``: working directory ``notebooks/``, ``MPLBACKEND=Agg``). The table gives, per
+notebook:
 
 * ``wall s``: the seconds from the first cell's start to the last cell's reply (kernel start-up excluded);
 * ``kernel CPU s``: the CPU seconds the kernel process used (user + system). On a machine that other programs
@@ -24,10 +25,11 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-import nbclient
 import nbformat
 
-NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from notebook_runner import NOTEBOOK_DIR, run_notebook  # noqa: E402   (the runner the tests use)
+
 BUDGET = 20.0                     # seconds per notebook on the development machine
 CPU_PROBE = "import os as _os\nprint(sum(_os.times()[:2]))"       # run last: the kernel's own CPU seconds
 
@@ -47,17 +49,7 @@ def run(path, timeout=600):
     """Execute the notebook at ``path``; returns ``(wall seconds, kernel CPU seconds, [(index, seconds)])``."""
     nb = nbformat.read(path, as_version=4)
     nb.cells.append(nbformat.v4.new_code_cell(CPU_PROBE))
-    saved = os.environ.get("MPLBACKEND")
-    os.environ["MPLBACKEND"] = "Agg"
-    try:
-        client = nbclient.NotebookClient(nb, timeout=timeout, kernel_name="python3", record_timing=True,
-                                         resources={"metadata": {"path": str(path.parent)}})
-        client.execute()
-    finally:
-        if saved is None:
-            os.environ.pop("MPLBACKEND", None)
-        else:
-            os.environ["MPLBACKEND"] = saved
+    run_notebook(nb, path.parent, timeout=timeout)
     probe = nb.cells.pop()
     cpu = float("".join(o.get("text", "") for o in probe.outputs).strip() or "nan")
     cells = [(i, _seconds(c)) for i, c in enumerate(nb.cells) if c.cell_type == "code"]

@@ -13,7 +13,6 @@ The worst relative error seen per layer and gradient is printed at the end of th
 
 import dataclasses
 import io
-import os
 import shutil
 import zipfile
 from pathlib import Path
@@ -25,6 +24,8 @@ import pytest
 from numpy_shufflenet import functional as F
 from numpy_shufflenet.gradcheck import numeric_gradient, rel_error
 from numpy_shufflenet.training.runs import train_shapes
+
+from notebook_runner import NOTEBOOK_DIR, run_notebook
 
 GRAD_TOL = 1e-7      # analytic vs numeric gradient of one layer, float64, h = 1e-6
 SAME_TOL = 1e-10     # two exact computations of the same thing, float64
@@ -206,10 +207,6 @@ def run_dir(saved_run, tmp_path):
 # --------------------------------------------------------------------------------------------------------------
 # notebooks, executed once per test session
 # --------------------------------------------------------------------------------------------------------------
-NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
-CELL_TIMEOUT = 600           # seconds per cell before nbclient gives up (a hang, not a budget: nothing is timed)
-
-
 @dataclasses.dataclass
 class ExecutedNotebook:
     """A notebook after one top-to-bottom run: the executed ``nb`` and the error of the failing cell, if any."""
@@ -217,24 +214,6 @@ class ExecutedNotebook:
     path: Path
     nb: object
     error: Exception = None
-
-
-def execute_notebook(nb, cwd, timeout=CELL_TIMEOUT):
-    """Run ``nb`` in place with a fresh ``python3`` kernel in ``cwd`` and ``MPLBACKEND=Agg`` (set for the
-    kernel's start and restored afterwards). Raises :class:`nbclient.exceptions.CellExecutionError` at the first
-    failing cell."""
-    import nbclient
-
-    saved = os.environ.get("MPLBACKEND")
-    os.environ["MPLBACKEND"] = "Agg"
-    try:
-        nbclient.NotebookClient(nb, timeout=timeout, kernel_name="python3",
-                                resources={"metadata": {"path": str(cwd)}}).execute()
-    finally:
-        if saved is None:
-            os.environ.pop("MPLBACKEND", None)
-        else:
-            os.environ["MPLBACKEND"] = saved
 
 
 @pytest.fixture(scope="session")
@@ -252,7 +231,7 @@ def executed_notebook():
         if path not in runs:
             nb = nbformat.read(path, as_version=4)
             try:
-                execute_notebook(nb, NOTEBOOK_DIR)
+                run_notebook(nb, NOTEBOOK_DIR)
                 runs[path] = ExecutedNotebook(path, nb)
             except CellExecutionError as err:
                 runs[path] = ExecutedNotebook(path, nb, err)

@@ -23,8 +23,10 @@ from nbformat import v4  # noqa: E402
 
 from numpy_shufflenet.course import release# noqa: E402
 from numpy_shufflenet.cli import main# noqa: E402
+from numpy_shufflenet.course.checks import GRADING_ENV  # noqa: E402
 
-NOTEBOOK_DIR = Path(__file__).resolve().parents[2] / "notebooks"
+from notebook_runner import NOTEBOOK_DIR, run_notebook  # noqa: E402
+
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "grading" / "exercises.ipynb"
 
@@ -127,12 +129,9 @@ def test_student_copy_compiles(path):
 def _run(nb, cwd, env_extra=None):
     """Execute ``nb`` in place in a fresh kernel started in ``cwd`` (student mode: the grading variable unset);
     returns the first error output as ``(cell index, output)``, or None."""
-    nbclient = pytest.importorskip("nbclient")
-    env = {k: v for k, v in os.environ.items() if k != "NUMPY_SHUFFLENET_GRADING"}
-    env.update(MPLBACKEND="Agg", **(env_extra or {}))
-    client = nbclient.NotebookClient(nb, timeout=300, kernel_name="python3", allow_errors=True,
-                                     resources={"metadata": {"path": str(cwd)}})
-    client.execute(env=env)
+    pytest.importorskip("nbclient")
+    env = {k: v for k, v in os.environ.items() if k != GRADING_ENV}
+    run_notebook(nb, cwd, timeout=300, allow_errors=True, env={**env, **(env_extra or {})})
     for index, cell in enumerate(nb.cells):
         for out in cell.get("outputs", []) if cell.cell_type == "code" else []:
             if out.output_type == "error":

@@ -18,14 +18,14 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from pathlib import Path
 
 import pytest
+
+from notebook_runner import NOTEBOOK_DIR
 
 if importlib.util.find_spec("jupyterlab") is None:            # (importing it would cost 2 s)
     pytest.skip("JupyterLab is not installed (python -m pip install -e \".[dev]\")", allow_module_level=True)
 
-NOTEBOOK_DIR = Path(__file__).resolve().parents[2] / "notebooks"
 START_TIMEOUT = 120          # seconds to wait for the server to answer (a loaded 2-core machine is slow)
 
 

@@ -19,14 +19,14 @@ without touching this file. With no notebooks at all, the tests are reported as 
 """
 
 import json
-from pathlib import Path
 
 import pytest
 
 nbformat = pytest.importorskip("nbformat")
 pytest.importorskip("nbclient")
 
-NOTEBOOK_DIR = Path(__file__).resolve().parents[2] / "notebooks"
+from notebook_runner import NOTEBOOK_DIR  # noqa: E402
+
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
 MAX_STDERR_OUTPUTS = 40      # stored stderr outputs per notebook (a progress bar: a few per epoch, not hundreds)
 MAX_EXECUTED_BYTES = 2_000_000     # the executed notebook, figures included
