@@ -115,14 +115,14 @@ def _depthwise_forward(xh, w, stride, padding, out_hw):
     def block(n0, n1):
         ph = pad_split(xh[n0:n1], padding, stride, out=[a[n0:n1] for a in phases])   # padded (and split) copy
         o = out[n0:n1]
-        tmp = scratch(o.shape, o.dtype)
+        tap_product = scratch("tap product", o.shape, o.dtype)
         for p in range(KH):
             for q in range(KW):
                 x_tap = tap_rows(ph, p, q, stride, out_hw)
                 if p == q == 0:
                     np.multiply(x_tap, w_taps[p, q], out=o)
                 else:
-                    o += np.multiply(x_tap, w_taps[p, q], out=tmp)
+                    o += np.multiply(x_tap, w_taps[p, q], out=tap_product)
 
     parallel_over_batch(block, N, sum(a[0].size for a in phases))
     return out.reshape(N, H_out, W_out, C), phases
@@ -144,13 +144,13 @@ def _depthwise_backward(dyh, cache, need_dx):
 
     def block(n0, n1):
         ph, dyb = [a[n0:n1] for a in phases], dy[n0:n1]
-        dph = [scratch(a.shape, a.dtype, slot=1 + r, fill=0) for r, a in enumerate(ph)]   # padded gradient
-        tmp = scratch(dyb.shape, dyb.dtype)
+        dph = [scratch(f"padded gradient, phase {r}", a.shape, a.dtype, fill=0) for r, a in enumerate(ph)]
+        tap_product = scratch("tap product", dyb.shape, dyb.dtype)
         dw_cols = np.empty((KH, KW, W_out * C), dtype=np.float64)
         for p in range(KH):
             for q in range(KW):
                 dw_cols[p, q] = np.einsum("nhk,nhk->k", dyb, tap_rows(ph, p, q, stride, (H_out, W_out)))
-                tap_rows(dph, p, q, stride, (H_out, W_out))[...] += np.multiply(dyb, w_taps[p, q], out=tmp)
+                tap_rows(dph, p, q, stride, (H_out, W_out))[...] += np.multiply(dyb, w_taps[p, q], out=tap_product)
         merge_crop(dph, padding, stride, dx[n0:n1].shape, out=dx[n0:n1])
         return dw_cols
 

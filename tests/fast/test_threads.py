@@ -10,9 +10,13 @@
 * **no race**: many small random configurations, each run on 1 and on 3 threads and compared bitwise;
 * **no BLAS in the workers**: every matrix product of a training step runs in the calling thread;
 * **OpenBLAS's idle threads are paused** before our threads run (and never with one thread), and matrix products
-  after a pause are still right.
+  after a pause are still right;
+* **the work goes through a queue**: every block runs exactly once, whichever thread takes it;
+* **scratch buffers are named**: a block that asks for a name twice, or is handed two names on the same memory,
+  is an error.
 """
 
+import collections
 import os
 import threading
 
@@ -338,3 +342,113 @@ def test_a_pause_stops_openblas_threads_and_the_next_product_starts_them():
     assert _threads_of_this_process() == without
     a @ a.T
     assert _threads_of_this_process() == running
+
+
+
+# --------------------------------------------------------------------------------------------------------------
+# the blocks are handed out by a queue
+# --------------------------------------------------------------------------------------------------------------
+def test_every_block_runs_exactly_once_and_the_helpers_take_part():
+    fast.set_num_threads(3)
+    lock, ran, both_started = threading.Lock(), collections.Counter(), threading.Event()
+    workers = set()
+
+    def block(a, b):
+        with lock:
+            ran[a] += 1
+            workers.add(threading.current_thread())
+            if len(workers) >= 2:
+                both_started.set()
+        assert both_started.wait(timeout=30), "no second thread took a block"    # hold the first block
+        return a * 10
+
+    for _ in range(5):
+        assert threads.run_blocks(block, [(i, i + 1) for i in range(40)]) == [10 * i for i in range(40)]
+    assert ran == {i: 5 for i in range(40)}
+    assert threading.main_thread() in workers and len(workers) >= 2
+
+
+def test_the_first_failed_block_is_raised_after_every_block_has_ended():
+    fast.set_num_threads(3)
+    ended = []
+
+    def block(a, b):
+        if a in (3, 11):
+            raise ValueError(f"block {a}")
+        ended.append(a)
+
+    with pytest.raises(ValueError, match="block 3"):
+        threads.run_blocks(block, [(i, i + 1) for i in range(20)])
+    assert sorted(ended) == [i for i in range(20) if i not in (3, 11)]
+
+
+# --------------------------------------------------------------------------------------------------------------
+# scratch buffers: named by what they hold, never two live ones on the same memory
+# --------------------------------------------------------------------------------------------------------------
+def _in_one_block(fn):
+    return threads.run_blocks(lambda a, b: fn(), [(0, 1)])[0]
+
+
+def test_scratch_buffers_of_one_block_are_distinct_and_reused_by_the_next():
+    def first():
+        a = threads.scratch("a", (4, 5), np.float64, fill=0)
+        b = threads.scratch("b", (20,), np.float64)
+        assert not np.shares_memory(a, b)
+        assert a.shape == (4, 5) and not a.any()
+        return a
+
+    a = _in_one_block(first)
+    again = _in_one_block(lambda: threads.scratch("a", (2, 3), np.float64))
+    assert np.shares_memory(a, again)                                  # the same memory, block after block
+    other_dtype = _in_one_block(lambda: threads.scratch("a", (2, 3), np.float32))
+    assert not np.shares_memory(a, other_dtype)                        # another dtype: another buffer
+
+
+def test_a_name_asked_for_twice_in_one_block_is_an_error():
+    def twice():
+        threads.scratch("row sums", (3,), np.float64)
+        threads.scratch("row sums", (3,), np.float64)
+
+    with pytest.raises(RuntimeError, match="'row sums' is already in use in this block"):
+        _in_one_block(twice)
+    _in_one_block(lambda: threads.scratch("row sums", (3,), np.float64))   # released when the block ended
+
+
+def test_two_names_on_the_same_memory_are_an_error():
+    """Would a bug map two names to one buffer (as numbered slots once could), the block fails."""
+    def aliased():
+        threads.scratch("a", (8,), np.float64)
+        buffers = threads._state.scratch
+        buffers[("b", np.dtype(np.float64))] = buffers[("a", np.dtype(np.float64))]
+        threads.scratch("b", (8,), np.float64)
+
+    try:
+        with pytest.raises(RuntimeError, match="'b' and 'a' share memory while both are in use"):
+            _in_one_block(aliased)
+    finally:
+        threads._state.scratch.pop(("b", np.dtype(np.float64)), None)
+
+
+def test_a_nested_block_sees_the_buffers_of_the_outer_block():
+    def outer():
+        threads.scratch("a", (4,), np.float64)
+        threads.run_blocks(lambda c, d: threads.scratch("a", (4,), np.float64), [(0, 1)])
+
+    with pytest.raises(RuntimeError, match="'a' is already in use"):
+        _in_one_block(outer)
+
+
+def test_scratch_outside_a_block_is_an_error():
+    with pytest.raises(RuntimeError, match="'a' asked for outside a block"):
+        threads.scratch("a", (4,), np.float64)
+
+
+def test_the_kernels_name_their_scratch_buffers(rng, tiny_blocks):
+    fast.set_num_threads(1)
+    x = channels_last(rng.standard_normal((3, 6, 7, 8)))
+    for run in _kernel_runs(rng, x).values():
+        run(x)
+    names = {name for name, dtype in threads._state.scratch}
+    assert {"tap product", "padded gradient, phase 0", "padded gradient, phase 1", "centred block", "x times b",
+            "relu mask", "padded input, phase 0", "row maxima", "row maxima gradient", "row sums",
+            "row sums gradient"} <= names
