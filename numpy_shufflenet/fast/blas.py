@@ -17,10 +17,13 @@ nothing when nothing needs pausing, and nothing at all when NumPy's BLAS is not 
 Only the calling thread may be using BLAS at that moment: the fast kernels call BLAS from the thread that runs
 the network and never from two threads at once. A program that runs NumPy matrix products in *another* thread
 while a network runs should use ``set_num_threads(1)``.
+
+On WebAssembly (Pyodide, JupyterLite: :data:`NO_THREAD_PLATFORMS`) no thread can start, so there is nothing to
+pause: nothing is looked for (no ``/proc``, no ``ctypes``) and :func:`pause_blas_threads` does nothing.
 """
 
-import ctypes
 import os
+import sys
 import threading
 
 import numpy as np
@@ -29,6 +32,7 @@ _lock = threading.Lock()
 _shutdowns = None           # the blas_thread_shutdown_ of every OpenBLAS pool found (NumPy's, SciPy's, ...)
 _info = None                # what was found, for benchmarks and bug reports
 
+NO_THREAD_PLATFORMS = ("emscripten", "wasi")      # WebAssembly (Pyodide, JupyterLite): Thread.start() raises
 _CONFIG_NAMES = ("openblas_get_config", "scipy_openblas_get_config64_", "openblas_get_config64_",
                  "scipy_openblas_get_config")
 
@@ -45,6 +49,10 @@ def _loaded_openblas_paths():
 
 def _find():
     """``(shutdown functions, description)`` of the OpenBLAS thread pools loaded in this process."""
+    if sys.platform in NO_THREAD_PLATFORMS:
+        return [], f"no threads on this platform ({sys.platform}): nothing to pause"
+    import ctypes                                # only where a library may have threads to pause
+
     np.ones((2, 2)) @ np.ones((2, 2))            # make sure NumPy's BLAS is loaded
     shutdowns, found = [], []
     for path in _loaded_openblas_paths():

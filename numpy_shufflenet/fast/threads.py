@@ -21,17 +21,24 @@ images** along the batch axis (:func:`batch_blocks`) and hand the blocks to :fun
 
 The number of threads is the number of cores this process may use (``os.sched_getaffinity``), or the value of the
 environment variable ``NUMPY_SHUFFLENET_NUM_THREADS`` when it is set, or what :func:`set_num_threads` last set.
+
+**Where threads cannot start** (WebAssembly, as in Pyodide and JupyterLite: ``sys.platform == "emscripten"``;
+or any platform where starting the pool's first thread fails) everything runs in the calling thread: the count
+is 1, and ``set_num_threads(n)`` and the environment variable accept any positive ``n`` but the count stays 1
+(:func:`set_num_threads`). A thread that fails to start is no error: the blocks it would have taken run in the
+calling thread, and from then on the process uses one thread. The numbers are the same bits either way.
 """
 
 import math
 import numbers
 import os
 import queue
+import sys
 import threading
 
 import numpy as np
 
-from .blas import pause_blas_threads
+from .blas import NO_THREAD_PLATFORMS, pause_blas_threads
 
 ENV_VAR = "NUMPY_SHUFFLENET_NUM_THREADS"
 BLOCK_ELEMENTS = 1 << 19          # about 512K numbers (2 MB of float32) per block (see the module docstring)
@@ -42,9 +49,17 @@ _state = threading.local()        # per thread: .busy (inside a pool worker: nes
 #                                   .live (the scratch buffers of the running block), .scratch (the buffers)
 _pool = None
 _num_threads = None
+_start_failed = False             # a pool thread failed to start: one thread from then on
+
+
+def threads_can_start():
+    """False on WebAssembly (:data:`NO_THREAD_PLATFORMS`) and after a pool thread failed to start."""
+    return not _start_failed and sys.platform not in NO_THREAD_PLATFORMS
 
 
 def _available_cores():
+    if not threads_can_start():
+        return 1
     try:
         return len(os.sched_getaffinity(0))
     except (AttributeError, OSError):           # not every platform has sched_getaffinity
@@ -70,18 +85,26 @@ def _default_threads():
 
 
 def get_num_threads():
-    """The number of threads the fast kernels use (1 means everything runs in the calling thread)."""
+    """The number of threads the fast kernels use (1 means everything runs in the calling thread; always 1 where
+    threads cannot start)."""
     global _num_threads
     if _num_threads is None:
         _num_threads = _default_threads()
-    return _num_threads
+    return _num_threads if threads_can_start() else 1
 
 
 def set_num_threads(n):
-    """Use ``n`` threads (a positive int) for the fast kernels from now on; returns the previous number."""
+    """Use ``n`` threads (a positive int) for the fast kernels from now on; returns the previous number.
+
+    Where threads cannot start (WebAssembly, or after a thread failed to start) the count stays 1 whatever ``n``
+    is: a bad ``n`` is still an error, but a good one only gives up the speed-up, never changes a result (the
+    kernels give the same bits on any number of threads), so a notebook that asks for 2 threads runs there too.
+    """
     global _pool, _num_threads
     n = _check_count(n)
     previous = get_num_threads()
+    if not threads_can_start():
+        n = 1
     with _lock:
         if _pool is not None and n != previous:
             _pool.shutdown(wait=True)
@@ -92,16 +115,26 @@ def set_num_threads(n):
 
 def _start_helpers(work, count):
     """Give ``work`` to ``count`` pool threads (the pool, of ``get_num_threads() - 1`` threads, is made on first
-    use)."""
-    global _pool
+    use).
+
+    When a thread cannot start (``RuntimeError: can't start new thread``), the helpers that did start keep their
+    work, the calling thread takes every block nobody else takes, and the process uses one thread from then on.
+    """
+    global _pool, _start_failed
     from concurrent.futures import ThreadPoolExecutor      # only where blocks really go to several threads
 
     workers = max(count, get_num_threads() - 1)
     with _lock:
-        if _pool is None:
-            _pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="numpy_shufflenet")
-        for _ in range(count):
-            _pool.submit(work)
+        try:
+            if _pool is None:
+                _pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="numpy_shufflenet")
+            for _ in range(count):
+                _pool.submit(work)
+        except RuntimeError:
+            _start_failed = True
+            if _pool is not None:
+                _pool.shutdown(wait=False)
+                _pool = None
 
 
 def _forget_pool_after_fork():

@@ -13,16 +13,23 @@
   after a pause are still right;
 * **the work goes through a queue**: every block runs exactly once, whichever thread takes it;
 * **scratch buffers are named**: a block that asks for a name twice, or is handed two names on the same memory,
-  is an error.
+  is an error;
+* **where threads cannot start** (WebAssembly, a failing ``Thread.start``): one thread, the count clamped to 1,
+  the same bits, no OpenBLAS lookup; in-process and, for what happens at import, in a fresh process.
 """
 
 import collections
 import os
+import subprocess
+import sys
 import threading
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+import numpy_shufflenet
 from numpy_shufflenet import fast
 from numpy_shufflenet.fast import blas, threads
 from numpy_shufflenet.functional import softmax_cross_entropy
@@ -452,3 +459,170 @@ def test_the_kernels_name_their_scratch_buffers(rng, tiny_blocks):
     assert {"tap product", "padded gradient, phase 0", "padded gradient, phase 1", "centred block", "x times b",
             "relu mask", "padded input, phase 0", "row maxima", "row maxima gradient", "row sums",
             "row sums gradient"} <= names
+
+
+# --------------------------------------------------------------------------------------------------------------
+# where threads cannot start
+# --------------------------------------------------------------------------------------------------------------
+def _all_kernels(x):
+    runs = _kernel_runs(np.random.default_rng(8), x)
+    return {name: run(x) for name, run in runs.items()}
+
+
+def _assert_same_bits(got, expected):
+    for name in expected:
+        _assert_bitwise(got[name], expected[name], name)
+
+
+@pytest.fixture
+def no_thread_can_start(monkeypatch):
+    """``Thread.start`` raises as on WebAssembly; returns the list of attempts."""
+    fast.set_num_threads(1)                                   # no pool left from an earlier test
+    attempts = []
+
+    def refuse(self):
+        attempts.append(self.name)
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(threading.Thread, "start", refuse)
+    monkeypatch.setattr(threads, "_start_failed", False)     # restored after the test
+    return attempts
+
+
+def test_on_webassembly_everything_runs_on_one_thread(rng, tiny_blocks, monkeypatch, no_thread_can_start):
+    x = channels_last(rng.standard_normal((5, 6, 7, 8)))
+    expected = _all_kernels(x)
+    monkeypatch.setattr(sys, "platform", "emscripten")
+    monkeypatch.setattr(threads, "_num_threads", None)
+    monkeypatch.setenv(threads.ENV_VAR, "2")
+    assert fast.get_num_threads() == 1                        # the variable is clamped to 1
+    assert fast.set_num_threads(2) == 1 and fast.get_num_threads() == 1
+    with pytest.raises(ValueError, match="set_num_threads: expected a positive integer"):
+        fast.set_num_threads(0)                               # a bad value is still an error
+    monkeypatch.setattr(threads, "_num_threads", None)
+    monkeypatch.setenv(threads.ENV_VAR, "two")
+    with pytest.raises(ValueError, match=threads.ENV_VAR):
+        fast.get_num_threads()
+    monkeypatch.delenv(threads.ENV_VAR)
+    monkeypatch.setattr(threads, "_num_threads", None)
+    assert fast.get_num_threads() == threads._available_cores() == 1
+    _assert_same_bits(_all_kernels(x), expected)
+    assert no_thread_can_start == []                          # nothing even tried to start a thread
+
+
+def test_on_webassembly_the_blas_pause_looks_for_nothing(monkeypatch):
+    def must_not_run(*args):
+        raise AssertionError("looked for OpenBLAS where threads cannot start")
+
+    monkeypatch.setattr(sys, "platform", "emscripten")
+    monkeypatch.setattr(blas, "_info", None)
+    monkeypatch.setattr(blas, "_shutdowns", None)
+    monkeypatch.setattr(blas, "_loaded_openblas_paths", must_not_run)
+    import ctypes
+    monkeypatch.setattr(ctypes, "CDLL", must_not_run)
+    blas.pause_blas_threads()
+    assert blas.blas_description() == "no threads on this platform (emscripten): nothing to pause"
+
+
+def test_a_thread_that_cannot_start_falls_back_to_one_thread(rng, tiny_blocks, no_thread_can_start):
+    x = channels_last(rng.standard_normal((5, 6, 7, 8)))
+    expected = _all_kernels(x)
+    model = ShuffleNet(groups=3, scale=0.25, num_classes=10, rng=np.random.default_rng(3))
+    images = rng.standard_normal((4, 3, 32, 32)).astype(np.float32)
+    labels = rng.integers(0, 10, 4)
+    step = _step(model, images, labels)
+    fast.set_num_threads(2)
+    _assert_same_bits(_all_kernels(x), expected)              # no error, the same bits
+    _assert_bitwise(_step(model, images, labels), step, "ShuffleNet step")
+    assert len(no_thread_can_start) == 1                      # tried once, then one thread from then on
+    assert fast.get_num_threads() == 1 and threads._pool is None
+    assert fast.set_num_threads(3) == 1 and fast.get_num_threads() == 1
+
+
+def test_a_second_thread_that_cannot_start_loses_no_block(rng, tiny_blocks, monkeypatch):
+    """The first helper starts, the second does not: the work given to the pool still runs exactly once."""
+    fast.set_num_threads(1)
+    x = channels_last(rng.standard_normal((5, 6, 7, 8)))
+    expected = _all_kernels(x)
+    original, started = threading.Thread.start, []
+
+    def second_fails(self):
+        if started:
+            raise RuntimeError("can't start new thread")
+        started.append(self.name)
+        run = self.run
+
+        def late_run():                                       # still busy when the second helper is asked for
+            time.sleep(0.2)
+            run()
+
+        self.run = late_run
+        original(self)
+
+    monkeypatch.setattr(threading.Thread, "start", second_fails)
+    monkeypatch.setattr(threads, "_start_failed", False)
+    fast.set_num_threads(3)
+    _assert_same_bits(_all_kernels(x), expected)
+    assert len(started) == 1 and fast.get_num_threads() == 1
+
+
+_NO_THREADS_PROCESS = """
+import builtins, os, sys, threading
+import numpy as np
+
+sys.platform = "emscripten"                 # as Pyodide; set before the package is imported
+refused, proc_reads, libraries = [], [], []
+def refuse(self):
+    refused.append(self.name)
+    raise RuntimeError("can't start new thread")
+threading.Thread.start = refuse
+del os.sched_getaffinity
+os.cpu_count = lambda: None
+real_open = builtins.open
+def open_without_proc(file, *args, **kwargs):
+    if str(file).startswith("/proc"):
+        proc_reads.append(str(file))
+        raise FileNotFoundError(file)
+    return real_open(file, *args, **kwargs)
+builtins.open = open_without_proc
+import ctypes
+ctypes.CDLL = lambda *args, **kwargs: libraries.append(args) or 1 / 0
+
+from numpy_shufflenet import fast, functional, models
+from numpy_shufflenet.fast import blas, threads
+threads.BLOCK_ELEMENTS, threads.PARALLEL_ELEMENTS = 64, 0
+assert fast.get_num_threads() == 1, fast.get_num_threads()
+assert fast.set_num_threads(2) == 1 and fast.get_num_threads() == 1
+rng = np.random.default_rng(3)
+model = models.ShuffleNet(groups=3, scale=0.25, num_classes=10, rng=rng)
+x = rng.standard_normal((4, 3, 32, 32)).astype(np.float32)
+loss, dlogits = functional.softmax_cross_entropy(model(x), rng.integers(0, 10, 4))
+model.backward(dlogits)
+blas.pause_blas_threads()
+print(blas.blas_description())
+assert refused == [] and proc_reads == [] and libraries == [], (refused, proc_reads, libraries)
+np.savez(sys.argv[1], loss=loss, *[p.grad for p in model.parameters()])
+"""
+
+
+def test_a_fresh_process_without_threads_imports_and_trains_on_one_thread(tmp_path, tiny_blocks):
+    """What happens at import: NUMPY_SHUFFLENET_NUM_THREADS=2 on a platform without threads, cpu_count() None, no
+    sched_getaffinity, no /proc, no ctypes: one thread, no error, the same bits as here on one thread."""
+    root = str(Path(numpy_shufflenet.__file__).resolve().parents[1])
+    env = {**os.environ, threads.ENV_VAR: "2",
+           "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
+    out = tmp_path / "step.npz"
+    done = subprocess.run([sys.executable, "-c", _NO_THREADS_PROCESS, str(out)], env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "no threads on this platform (emscripten): nothing to pause"
+    fast.set_num_threads(1)
+    rng = np.random.default_rng(3)
+    model = ShuffleNet(groups=3, scale=0.25, num_classes=10, rng=rng)
+    x = rng.standard_normal((4, 3, 32, 32)).astype(np.float32)
+    loss, dlogits = softmax_cross_entropy(model(x), rng.integers(0, 10, 4))
+    model.backward(dlogits)
+    saved = np.load(out)
+    expected = [np.asarray(loss)] + [p.grad for p in model.parameters()]
+    got = [saved["loss"]] + [saved[f"arr_{i}"] for i in range(len(expected) - 1)]
+    _assert_bitwise(got, expected, "a training step without threads")
