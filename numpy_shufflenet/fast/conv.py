@@ -2,8 +2,8 @@ r"""2-D convolution (dense, grouped, 1x1 pointwise group, depthwise): the fast, 
 
 The textbook versions of the same maths are :mod:`numpy_shufflenet.functional.conv` (im2col and one matrix
 product per group) and :mod:`numpy_shufflenet.functional.depthwise` (a sum of shifted slices); read those.
-Here the kernels run the same maths on channels-last memory (:mod:`.layout`), which is 2-20x faster
-in NumPy on ShuffleNet's shapes:
+Here the kernels run the same maths on channels-last memory (:mod:`.layout`), where NumPy's inner loops run
+over long contiguous rows and the matrix products need no copies:
 
 * **Matrix form.** The receptive fields form a matrix ``A`` of shape ``(M, C*KH*KW)``, one row per output pixel
   in NHWC order (``M = N*H_out*W_out``), so ``out_nhwc = A @ W^T`` is already channels-last. For a 1x1 stride-1
