@@ -70,13 +70,14 @@ def check_dout(layer, dout, out_shape, dtype=None):
 
 
 def check_cache(layer, cache, expected):
-    """Refuse a backward pass that has no forward cache, or the cache of another layer (``expected``: its type)."""
+    """Refuse a backward pass that has no forward cache, or the cache of another layer (``expected``: its type, or
+    a tuple of the types its forward pass may return)."""
     if cache is None:
         raise ValueError(f"{layer}: backward called before forward (expected the cache of a forward pass, "
                          f"got None); run the forward pass first")
     if not isinstance(cache, expected):
-        raise TypeError(f"{layer}: expected the {expected.__name__} of a {layer} forward pass, "
-                        f"got {type(cache).__name__}")
+        names = " or ".join(t.__name__ for t in (expected if isinstance(expected, tuple) else (expected,)))
+        raise TypeError(f"{layer}: expected the {names} of a {layer} forward pass, got {type(cache).__name__}")
     return cache
 
 

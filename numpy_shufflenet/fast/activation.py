@@ -171,7 +171,7 @@ def fused_relu_backward(dout, cache):
     dx = np.empty_like(dout_rows)
 
     def block(n0, n1):
-        passes = relu_mask(out_rows[n0:n1], scratch(dx[n0:n1].shape, bool))
+        passes = relu_mask(out_rows[n0:n1], scratch("relu mask", dx[n0:n1].shape, bool))
         np.multiply(dout_rows[n0:n1], passes, out=dx[n0:n1])
 
     parallel_over_batch(block, dx.shape[0], dx.shape[1])

@@ -89,7 +89,7 @@ def _batch_stats(x2, N, C):
         xb = x2[n0 * H:n1 * H]
         n = xb.shape[0] * W
         s = fold_w(xb.sum(axis=0, dtype=xb.dtype).astype(np.float64), C)
-        centred = np.subtract(xb, tile_w((s / n).astype(xb.dtype), W), out=scratch(xb.shape, xb.dtype))
+        centred = np.subtract(xb, tile_w((s / n).astype(xb.dtype), W), out=scratch("centred block", xb.shape, xb.dtype))
         return s, fold_w(np.einsum("ij,ij->j", centred, centred).astype(np.float64), C), n
 
     parts = parallel_over_batch(block, N, x2.shape[1] * H)
@@ -179,7 +179,7 @@ def _backward(layer, dout, cache, passes=None):
         g = dy2[rows] if passes is None else dx2[rows]
         db = np.multiply(g, a_t, out=dx2[rows])
         if training:
-            db += np.multiply(x2[rows], b_t, out=scratch(db.shape, db.dtype))
+            db += np.multiply(x2[rows], b_t, out=scratch("x times b", db.shape, db.dtype))
             db += c_t
 
     parallel_over_batch(dx_block, N, per_image)

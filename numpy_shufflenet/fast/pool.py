@@ -57,10 +57,10 @@ class FastAvgPoolCache(NamedTuple):
     out_shape: tuple
 
 
-def _block_phases(shapes, n, dtype, fill=None):
+def _block_phases(what, shapes, n, dtype, fill=None):
     """Work arrays for one block's padded (and split) copy of ``n`` images (:func:`~.layout.pad_split`'s ``out``)
-    or for its gradient (``fill=0``): :func:`~.threads.scratch` memory, slots 1, 2, ..."""
-    return [scratch((n,) + tuple(shape[1:]), dtype, slot=1 + r, fill=fill) for r, shape in enumerate(shapes)]
+    or for its gradient (``fill=0``): :func:`~.threads.scratch` memory named ``"{what}, phase {r}"``."""
+    return [scratch(f"{what}, phase {r}", (n,) + tuple(shape[1:]), dtype, fill=fill) for r, shape in enumerate(shapes)]
 
 
 def _max_and_winner(candidates, best, winner):
@@ -117,9 +117,9 @@ def max_pool2d_forward(x, *, kernel_size, stride=None, padding=0):
 
     def block(n0, n1):
         phases = pad_split(xh[n0:n1], padding, stride, value=-np.inf,            # padding never wins
-                           out=_block_phases(shapes, n1 - n0, x.dtype))
+                           out=_block_phases("padded input", shapes, n1 - n0, x.dtype))
         # Stage 1: the max over the KW column taps of every padded row; stage 2: over the KH rows of a window.
-        r = scratch(q_win[n0:n1].shape, x.dtype)
+        r = scratch("row maxima", q_win[n0:n1].shape, x.dtype)
         _max_and_winner([tap_cols(phases, q, stride, W_out) for q in range(KW)], r, q_win[n0:n1])
         _first_inside_if_all_minus_inf(r, q_win[n0:n1], padding[1], stride[1], C, axis=2)
         _max_and_winner([strided_rows(r, p, stride, H_out) for p in range(KH)], out[n0:n1], p_win[n0:n1])
@@ -146,10 +146,10 @@ def max_pool2d_backward(dout, cache):
     dx = np.empty((N, H, W, C), dtype=dy.dtype)
 
     def block(n0, n1):
-        dr = scratch(q_win[n0:n1].shape, dy.dtype, fill=0)               # gradient of the row maxima
+        dr = scratch("row maxima gradient", q_win[n0:n1].shape, dy.dtype, fill=0)
         for p in range(KH):
             strided_rows(dr, p, stride, H_out)[...] += dy[n0:n1] * (p_win[n0:n1] == p)
-        dphases = _block_phases(phase_shapes_, n1 - n0, dy.dtype, fill=0)
+        dphases = _block_phases("padded gradient", phase_shapes_, n1 - n0, dy.dtype, fill=0)
         for q in range(KW):
             tap_cols(dphases, q, stride, W_out)[...] += dr * (q_win[n0:n1] == q)
         merge_crop(dphases, padding, stride, dx[n0:n1].shape, out=dx[n0:n1])
@@ -174,8 +174,8 @@ def avg_pool2d_forward(x, *, kernel_size, stride=None, padding=0):
     out = np.empty((N, H_out, W_out * C), dtype=x.dtype)
 
     def block(n0, n1):
-        phases = pad_split(xh[n0:n1], padding, stride, out=_block_phases(shapes, n1 - n0, x.dtype))
-        r = scratch(tap_cols(phases, 0, stride, W_out).shape, x.dtype)     # row sums over the KW column taps
+        phases = pad_split(xh[n0:n1], padding, stride, out=_block_phases("padded input", shapes, n1 - n0, x.dtype))
+        r = scratch("row sums", tap_cols(phases, 0, stride, W_out).shape, x.dtype)     # over the KW column taps
         r[...] = tap_cols(phases, 0, stride, W_out)
         for q in range(1, KW):
             r += tap_cols(phases, q, stride, W_out)
@@ -207,10 +207,10 @@ def avg_pool2d_backward(dout, cache):
 
     def block(n0, n1):
         share = dy[n0:n1] / (KH * KW)
-        dr = scratch((n1 - n0, phase_shapes_[0][1], W_out * C), share.dtype, fill=0)
+        dr = scratch("row sums gradient", (n1 - n0, phase_shapes_[0][1], W_out * C), share.dtype, fill=0)
         for p in range(KH):
             strided_rows(dr, p, stride, H_out)[...] += share
-        dphases = _block_phases(phase_shapes_, n1 - n0, share.dtype, fill=0)
+        dphases = _block_phases("padded gradient", phase_shapes_, n1 - n0, share.dtype, fill=0)
         for q in range(KW):
             tap_cols(dphases, q, stride, W_out)[...] += dr
         merge_crop(dphases, padding, stride, dx[n0:n1].shape, out=dx[n0:n1])

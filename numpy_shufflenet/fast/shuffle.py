@@ -29,8 +29,8 @@ def _shuffle(x, groups):
     Channels-last memory: the same on the last axis of the NHWC array, which keeps the result channels-last.
     There NumPy's copy runs its inner loop along the output's last axis, only ``groups`` numbers long; with few
     groups (:data:`FEW_GROUPS`) the kernel instead copies each group's ``n`` contiguous channels into every
-    ``groups``-th output channel, one copy per group: 2-9x faster for g = 2, 3 on every ShuffleNet width on the
-    development machine (for g = 4 and 8 the single copy was as fast or faster).
+    ``groups``-th output channel, one copy per group, whose inner loop runs over ``n`` channels. With more groups
+    the single copy's inner loop is long enough (the README's performance section has the figures).
     The result is always a new array (also for groups == 1 or groups == C, where the transpose is a no-op).
     """
     N, C, H, W = x.shape

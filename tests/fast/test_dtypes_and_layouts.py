@@ -5,6 +5,7 @@
 * **reference routes**: each fast kernel (channels-last, separable pools, one-pass batch norm, im2col as a
   patch matrix) equals the plain NCHW version of the same maths written out here, to 1e-10 in float64;
 * **layout**: an NCHW-contiguous input and the same numbers in channels-last memory give identical results;
+* **caches**: each convolution path (im2col, 1x1 pointwise, depthwise) has a cache type of its own;
 """
 
 import numpy as np
@@ -193,6 +194,38 @@ def test_fast_conv_equals_plain_nchw_im2col(rng, x_shape, F_out, k, stride, padd
     ref_dx, ref_dw = plain_conv_backward(dout, cols, x.shape, w, stride, padding, groups)
     assert_same(dx, ref_dx)
     assert_same(dw, ref_dw)
+
+
+@pytest.mark.parametrize("x_shape, F_out, k, stride, padding, groups, path", [
+    ((2, 12, 9, 8), 24, 1, 1, 0, 3, "pointwise"), ((2, 12, 9, 8), 24, 1, 2, 0, 3, "im2col"),
+    ((2, 6, 9, 8), 6, 3, 1, 1, 2, "im2col"), ((2, 12, 9, 8), 12, 3, 2, 1, 12, "depthwise")])
+def test_each_conv_path_has_its_own_cache_that_says_what_it_holds(rng, x_shape, F_out, k, stride, padding, groups,
+                                                                  path):
+    from numpy_shufflenet.fast import conv
+    x = channels_last(rng.standard_normal(x_shape))
+    w = rng.standard_normal((F_out, x_shape[1] // groups, k, k))
+    out, cache = F.conv2d_forward(x, w, stride=stride, padding=padding, groups=groups)
+    N, C, H, W = x_shape
+    if path == "pointwise":
+        assert type(cache) is conv.FastPointwiseCache
+        assert cache.x_rows.shape == (N * H * W, C) and np.shares_memory(cache.x_rows, x)   # x itself, no copy
+    elif path == "im2col":
+        assert type(cache) is conv.FastIm2colCache
+        assert cache.patches.shape == (out[:, 0].size, C * k * k)
+    else:
+        assert type(cache) is conv.FastDepthwiseCache
+        assert [a.shape for a in cache.x_phases] == [(N, H + 2, 5, C), (N, H + 2, 5, C)]   # even, odd columns
+    dout = rng.standard_normal(out.shape)
+    dx, dw, db = F.conv2d_backward(dout, cache)
+    no_dx, dw_alone, _ = F.conv2d_backward(dout, cache, need_dx=False)
+    assert dx.shape == x_shape and db is None
+    assert no_dx is None and np.array_equal(dw_alone, dw)
+
+
+def test_conv_backward_names_every_cache_it_takes():
+    with pytest.raises(TypeError, match="conv2d: expected the FastIm2colCache or FastPointwiseCache or "
+                                        "FastDepthwiseCache of a conv2d forward pass, got ReluCache"):
+        F.conv2d_backward(np.ones((1, 1, 2, 2)), F.relu_forward(np.ones((1, 1, 2, 2)))[1])
 
 
 def plain_batchnorm(x, gamma, beta, dout, eps=1e-5):

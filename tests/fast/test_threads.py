@@ -10,15 +10,26 @@
 * **no race**: many small random configurations, each run on 1 and on 3 threads and compared bitwise;
 * **no BLAS in the workers**: every matrix product of a training step runs in the calling thread;
 * **OpenBLAS's idle threads are paused** before our threads run (and never with one thread), and matrix products
-  after a pause are still right.
+  after a pause are still right;
+* **the work goes through a queue**: every block runs exactly once, whichever thread takes it;
+* **scratch buffers are named**: a block that asks for a name twice, or is handed two names on the same memory,
+  is an error;
+* **where threads cannot start** (WebAssembly, a failing ``Thread.start``): one thread, the count clamped to 1,
+  the same bits, no OpenBLAS lookup; in-process and, for what happens at import, in a fresh process.
 """
 
+import collections
 import os
+import subprocess
+import sys
 import threading
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+import numpy_shufflenet
 from numpy_shufflenet import fast
 from numpy_shufflenet.fast import blas, threads
 from numpy_shufflenet.functional import softmax_cross_entropy
@@ -338,3 +349,280 @@ def test_a_pause_stops_openblas_threads_and_the_next_product_starts_them():
     assert _threads_of_this_process() == without
     a @ a.T
     assert _threads_of_this_process() == running
+
+
+
+# --------------------------------------------------------------------------------------------------------------
+# the blocks are handed out by a queue
+# --------------------------------------------------------------------------------------------------------------
+def test_every_block_runs_exactly_once_and_the_helpers_take_part():
+    fast.set_num_threads(3)
+    lock, ran, both_started = threading.Lock(), collections.Counter(), threading.Event()
+    workers = set()
+
+    def block(a, b):
+        with lock:
+            ran[a] += 1
+            workers.add(threading.current_thread())
+            if len(workers) >= 2:
+                both_started.set()
+        assert both_started.wait(timeout=30), "no second thread took a block"    # hold the first block
+        return a * 10
+
+    for _ in range(5):
+        assert threads.run_blocks(block, [(i, i + 1) for i in range(40)]) == [10 * i for i in range(40)]
+    assert ran == {i: 5 for i in range(40)}
+    assert threading.main_thread() in workers and len(workers) >= 2
+
+
+def test_the_first_failed_block_is_raised_after_every_block_has_ended():
+    fast.set_num_threads(3)
+    ended = []
+
+    def block(a, b):
+        if a in (3, 11):
+            raise ValueError(f"block {a}")
+        ended.append(a)
+
+    with pytest.raises(ValueError, match="block 3"):
+        threads.run_blocks(block, [(i, i + 1) for i in range(20)])
+    assert sorted(ended) == [i for i in range(20) if i not in (3, 11)]
+
+
+# --------------------------------------------------------------------------------------------------------------
+# scratch buffers: named by what they hold, never two live ones on the same memory
+# --------------------------------------------------------------------------------------------------------------
+def _in_one_block(fn):
+    return threads.run_blocks(lambda a, b: fn(), [(0, 1)])[0]
+
+
+def test_scratch_buffers_of_one_block_are_distinct_and_reused_by_the_next():
+    def first():
+        a = threads.scratch("a", (4, 5), np.float64, fill=0)
+        b = threads.scratch("b", (20,), np.float64)
+        assert not np.shares_memory(a, b)
+        assert a.shape == (4, 5) and not a.any()
+        return a
+
+    a = _in_one_block(first)
+    again = _in_one_block(lambda: threads.scratch("a", (2, 3), np.float64))
+    assert np.shares_memory(a, again)                                  # the same memory, block after block
+    other_dtype = _in_one_block(lambda: threads.scratch("a", (2, 3), np.float32))
+    assert not np.shares_memory(a, other_dtype)                        # another dtype: another buffer
+
+
+def test_a_name_asked_for_twice_in_one_block_is_an_error():
+    def twice():
+        threads.scratch("row sums", (3,), np.float64)
+        threads.scratch("row sums", (3,), np.float64)
+
+    with pytest.raises(RuntimeError, match="'row sums' is already in use in this block"):
+        _in_one_block(twice)
+    _in_one_block(lambda: threads.scratch("row sums", (3,), np.float64))   # released when the block ended
+
+
+def test_two_names_on_the_same_memory_are_an_error():
+    """Would a bug map two names to one buffer (as numbered slots once could), the block fails."""
+    def aliased():
+        threads.scratch("a", (8,), np.float64)
+        buffers = threads._state.scratch
+        buffers[("b", np.dtype(np.float64))] = buffers[("a", np.dtype(np.float64))]
+        threads.scratch("b", (8,), np.float64)
+
+    try:
+        with pytest.raises(RuntimeError, match="'b' and 'a' share memory while both are in use"):
+            _in_one_block(aliased)
+    finally:
+        threads._state.scratch.pop(("b", np.dtype(np.float64)), None)
+
+
+def test_a_nested_block_sees_the_buffers_of_the_outer_block():
+    def outer():
+        threads.scratch("a", (4,), np.float64)
+        threads.run_blocks(lambda c, d: threads.scratch("a", (4,), np.float64), [(0, 1)])
+
+    with pytest.raises(RuntimeError, match="'a' is already in use"):
+        _in_one_block(outer)
+
+
+def test_scratch_outside_a_block_is_an_error():
+    with pytest.raises(RuntimeError, match="'a' asked for outside a block"):
+        threads.scratch("a", (4,), np.float64)
+
+
+def test_the_kernels_name_their_scratch_buffers(rng, tiny_blocks):
+    fast.set_num_threads(1)
+    x = channels_last(rng.standard_normal((3, 6, 7, 8)))
+    for run in _kernel_runs(rng, x).values():
+        run(x)
+    names = {name for name, dtype in threads._state.scratch}
+    assert {"tap product", "padded gradient, phase 0", "padded gradient, phase 1", "centred block", "x times b",
+            "relu mask", "padded input, phase 0", "row maxima", "row maxima gradient", "row sums",
+            "row sums gradient"} <= names
+
+
+# --------------------------------------------------------------------------------------------------------------
+# where threads cannot start
+# --------------------------------------------------------------------------------------------------------------
+def _all_kernels(x):
+    runs = _kernel_runs(np.random.default_rng(8), x)
+    return {name: run(x) for name, run in runs.items()}
+
+
+def _assert_same_bits(got, expected):
+    for name in expected:
+        _assert_bitwise(got[name], expected[name], name)
+
+
+@pytest.fixture
+def no_thread_can_start(monkeypatch):
+    """``Thread.start`` raises as on WebAssembly; returns the list of attempts."""
+    fast.set_num_threads(1)                                   # no pool left from an earlier test
+    attempts = []
+
+    def refuse(self):
+        attempts.append(self.name)
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(threading.Thread, "start", refuse)
+    monkeypatch.setattr(threads, "_start_failed", False)     # restored after the test
+    return attempts
+
+
+def test_on_webassembly_everything_runs_on_one_thread(rng, tiny_blocks, monkeypatch, no_thread_can_start):
+    x = channels_last(rng.standard_normal((5, 6, 7, 8)))
+    expected = _all_kernels(x)
+    monkeypatch.setattr(sys, "platform", "emscripten")
+    monkeypatch.setattr(threads, "_num_threads", None)
+    monkeypatch.setenv(threads.ENV_VAR, "2")
+    assert fast.get_num_threads() == 1                        # the variable is clamped to 1
+    assert fast.set_num_threads(2) == 1 and fast.get_num_threads() == 1
+    with pytest.raises(ValueError, match="set_num_threads: expected a positive integer"):
+        fast.set_num_threads(0)                               # a bad value is still an error
+    monkeypatch.setattr(threads, "_num_threads", None)
+    monkeypatch.setenv(threads.ENV_VAR, "two")
+    with pytest.raises(ValueError, match=threads.ENV_VAR):
+        fast.get_num_threads()
+    monkeypatch.delenv(threads.ENV_VAR)
+    monkeypatch.setattr(threads, "_num_threads", None)
+    assert fast.get_num_threads() == threads._available_cores() == 1
+    _assert_same_bits(_all_kernels(x), expected)
+    assert no_thread_can_start == []                          # nothing even tried to start a thread
+
+
+def test_on_webassembly_the_blas_pause_looks_for_nothing(monkeypatch):
+    def must_not_run(*args):
+        raise AssertionError("looked for OpenBLAS where threads cannot start")
+
+    monkeypatch.setattr(sys, "platform", "emscripten")
+    monkeypatch.setattr(blas, "_info", None)
+    monkeypatch.setattr(blas, "_shutdowns", None)
+    monkeypatch.setattr(blas, "_loaded_openblas_paths", must_not_run)
+    import ctypes
+    monkeypatch.setattr(ctypes, "CDLL", must_not_run)
+    blas.pause_blas_threads()
+    assert blas.blas_description() == "no threads on this platform (emscripten): nothing to pause"
+
+
+def test_a_thread_that_cannot_start_falls_back_to_one_thread(rng, tiny_blocks, no_thread_can_start):
+    x = channels_last(rng.standard_normal((5, 6, 7, 8)))
+    expected = _all_kernels(x)
+    model = ShuffleNet(groups=3, scale=0.25, num_classes=10, rng=np.random.default_rng(3))
+    images = rng.standard_normal((4, 3, 32, 32)).astype(np.float32)
+    labels = rng.integers(0, 10, 4)
+    step = _step(model, images, labels)
+    fast.set_num_threads(2)
+    _assert_same_bits(_all_kernels(x), expected)              # no error, the same bits
+    _assert_bitwise(_step(model, images, labels), step, "ShuffleNet step")
+    assert len(no_thread_can_start) == 1                      # tried once, then one thread from then on
+    assert fast.get_num_threads() == 1 and threads._pool is None
+    assert fast.set_num_threads(3) == 1 and fast.get_num_threads() == 1
+
+
+def test_a_second_thread_that_cannot_start_loses_no_block(rng, tiny_blocks, monkeypatch):
+    """The first helper starts, the second does not: the work given to the pool still runs exactly once."""
+    fast.set_num_threads(1)
+    x = channels_last(rng.standard_normal((5, 6, 7, 8)))
+    expected = _all_kernels(x)
+    original, started = threading.Thread.start, []
+
+    def second_fails(self):
+        if started:
+            raise RuntimeError("can't start new thread")
+        started.append(self.name)
+        run = self.run
+
+        def late_run():                                       # still busy when the second helper is asked for
+            time.sleep(0.2)
+            run()
+
+        self.run = late_run
+        original(self)
+
+    monkeypatch.setattr(threading.Thread, "start", second_fails)
+    monkeypatch.setattr(threads, "_start_failed", False)
+    fast.set_num_threads(3)
+    _assert_same_bits(_all_kernels(x), expected)
+    assert len(started) == 1 and fast.get_num_threads() == 1
+
+
+_NO_THREADS_PROCESS = """
+import builtins, os, sys, threading
+import numpy as np
+
+sys.platform = "emscripten"                 # as Pyodide; set before the package is imported
+refused, proc_reads, libraries = [], [], []
+def refuse(self):
+    refused.append(self.name)
+    raise RuntimeError("can't start new thread")
+threading.Thread.start = refuse
+del os.sched_getaffinity
+os.cpu_count = lambda: None
+real_open = builtins.open
+def open_without_proc(file, *args, **kwargs):
+    if str(file).startswith("/proc"):
+        proc_reads.append(str(file))
+        raise FileNotFoundError(file)
+    return real_open(file, *args, **kwargs)
+builtins.open = open_without_proc
+import ctypes
+ctypes.CDLL = lambda *args, **kwargs: libraries.append(args) or 1 / 0
+
+from numpy_shufflenet import fast, functional, models
+from numpy_shufflenet.fast import blas, threads
+threads.BLOCK_ELEMENTS, threads.PARALLEL_ELEMENTS = 64, 0
+assert fast.get_num_threads() == 1, fast.get_num_threads()
+assert fast.set_num_threads(2) == 1 and fast.get_num_threads() == 1
+rng = np.random.default_rng(3)
+model = models.ShuffleNet(groups=3, scale=0.25, num_classes=10, rng=rng)
+x = rng.standard_normal((4, 3, 32, 32)).astype(np.float32)
+loss, dlogits = functional.softmax_cross_entropy(model(x), rng.integers(0, 10, 4))
+model.backward(dlogits)
+blas.pause_blas_threads()
+print(blas.blas_description())
+assert refused == [] and proc_reads == [] and libraries == [], (refused, proc_reads, libraries)
+np.savez(sys.argv[1], loss=loss, *[p.grad for p in model.parameters()])
+"""
+
+
+def test_a_fresh_process_without_threads_imports_and_trains_on_one_thread(tmp_path, tiny_blocks):
+    """What happens at import: NUMPY_SHUFFLENET_NUM_THREADS=2 on a platform without threads, cpu_count() None, no
+    sched_getaffinity, no /proc, no ctypes: one thread, no error, the same bits as here on one thread."""
+    root = str(Path(numpy_shufflenet.__file__).resolve().parents[1])
+    env = {**os.environ, threads.ENV_VAR: "2",
+           "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
+    out = tmp_path / "step.npz"
+    done = subprocess.run([sys.executable, "-c", _NO_THREADS_PROCESS, str(out)], env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "no threads on this platform (emscripten): nothing to pause"
+    fast.set_num_threads(1)
+    rng = np.random.default_rng(3)
+    model = ShuffleNet(groups=3, scale=0.25, num_classes=10, rng=rng)
+    x = rng.standard_normal((4, 3, 32, 32)).astype(np.float32)
+    loss, dlogits = softmax_cross_entropy(model(x), rng.integers(0, 10, 4))
+    model.backward(dlogits)
+    saved = np.load(out)
+    expected = [np.asarray(loss)] + [p.grad for p in model.parameters()]
+    got = [saved["loss"]] + [saved[f"arr_{i}"] for i in range(len(expected) - 1)]
+    _assert_bitwise(got, expected, "a training step without threads")
