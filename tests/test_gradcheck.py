@@ -188,9 +188,9 @@ def test_all_ones_upstream_gradient_makes_the_batchnorm_dx_check_vacuous(rng):
 class LeakyReLUBackward(nn.ReLU):
     """A ReLU whose backward forgets the mask: a wrong module for check_module to catch."""
 
-    def backward(self, dout):
+    def backward(self, dout, *, input_grad=True):
         self._take_cache()
-        return dout
+        return dout if input_grad else None
 
 
 def small_net(relu=nn.ReLU):
