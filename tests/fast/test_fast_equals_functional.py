@@ -256,8 +256,20 @@ def test_concat_relu_is_relu_of_the_concatenation_bitwise(layout):
     (lambda: fast.concat_relu_backward(np.ones((1, 2, 1, 1)), fast.add_relu_forward(np.ones((1, 2, 1, 1)),
                                                                                      np.ones((1, 2, 1, 1)))[1]),
      TypeError, r"concat_relu: expected the FastConcatReluCache of a concat_relu forward pass, got FastAddReluCache"),
+    (lambda: fast.batchnorm2d_relu_forward(np.ones((2, 3, 4, 4)), np.ones(4), np.zeros(4)), ValueError,
+     r"batchnorm2d_relu: expected x with 4 channels"),
+    (lambda: fast.batchnorm2d_relu_backward(np.ones((2, 3, 4, 4)), None), ValueError,
+     r"batchnorm2d_relu: backward called before forward"),
+    (lambda: fast.batchnorm2d_relu_backward(np.ones((2, 3, 4, 4)),
+                                            fast.batchnorm2d_forward(np.ones((2, 3, 4, 4)), np.ones(3),
+                                                                     np.zeros(3))[1]),
+     TypeError, r"batchnorm2d_relu: expected the FastBatchNormReluCache of a batchnorm2d_relu forward pass, "
+                r"got FastBatchNormCache"),
+    (lambda: fast.concat_relu_backward(np.ones((2, 3, 4, 4)), functional.concat_relu_forward(np.ones((2, 1, 4, 4)),
+                                                                                             np.ones((2, 2, 4, 4)))[1]),
+     TypeError, r"concat_relu: expected the FastConcatReluCache of a concat_relu forward pass, got ConcatReluCache"),
 ])
-def test_fused_unit_ends_refuse_bad_input(call, error, message):
+def test_fused_pairs_refuse_bad_input_naming_the_pair(call, error, message):
     with pytest.raises(error, match=message):
         call()
 
@@ -306,22 +318,3 @@ def test_fused_pairs_equal_the_textbooks(name, layout, dtype):
             assert rel_error(g, r) < (1e-10 if dtype == np.float64 else 1e-4), f"{name} result {i}"
         else:
             np.testing.assert_array_equal(g, r, err_msg=f"{name} result {i}")
-
-
-@pytest.mark.parametrize("call, error, message", [
-    (lambda: fast.batchnorm2d_relu_forward(np.ones((2, 3, 4, 4)), np.ones(4), np.zeros(4)), ValueError,
-     r"batchnorm2d_relu: expected x with 4 channels"),
-    (lambda: fast.batchnorm2d_relu_backward(np.ones((2, 3, 4, 4)), None), ValueError,
-     r"batchnorm2d_relu: backward called before forward"),
-    (lambda: fast.batchnorm2d_relu_backward(np.ones((2, 3, 4, 4)),
-                                            fast.batchnorm2d_forward(np.ones((2, 3, 4, 4)), np.ones(3),
-                                                                     np.zeros(3))[1]),
-     TypeError, r"batchnorm2d_relu: expected the FastBatchNormReluCache of a batchnorm2d_relu forward pass, "
-                r"got FastBatchNormCache"),
-    (lambda: fast.concat_relu_backward(np.ones((2, 3, 4, 4)), functional.concat_relu_forward(np.ones((2, 1, 4, 4)),
-                                                                                             np.ones((2, 2, 4, 4)))[1]),
-     TypeError, r"concat_relu: expected the FastConcatReluCache of a concat_relu forward pass, got ConcatReluCache"),
-])
-def test_fast_fused_pairs_refuse_bad_input_naming_the_pair(call, error, message):
-    with pytest.raises(error, match=message):
-        call()

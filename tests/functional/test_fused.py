@@ -98,36 +98,24 @@ def test_golden_unit_ends():
 # --------------------------------------------------------------------------------------------------------------
 # numeric gradients (float64, random upstream gradient)
 # --------------------------------------------------------------------------------------------------------------
-def test_batchnorm2d_relu_gradients_match_numeric(rng):
+@pytest.mark.parametrize("training", [True, False])
+def test_batchnorm2d_relu_gradients_match_numeric(rng, training):
     x = rng.standard_normal((3, 4, 3, 5))
     gamma, beta = bn_args(rng, 4)
+    buffers = dict(running_mean=0.1 * rng.standard_normal(4), running_var=1 + rng.random(4))
+    kwargs = dict(training=training, **({} if training else buffers))     # eval mode reads the buffers only
 
     def f(x=x, gamma=gamma, beta=beta):
-        return F.batchnorm2d_relu_forward(x, gamma, beta)[0]
+        return F.batchnorm2d_relu_forward(x, gamma, beta, **kwargs)[0]
 
-    out, cache = F.batchnorm2d_relu_forward(x, gamma, beta)
-    assert np.min(np.abs(F.batchnorm2d_forward(x, gamma, beta)[0])) > 1e-4     # no ReLU kink within reach of h
+    out, cache = F.batchnorm2d_relu_forward(x, gamma, beta, **kwargs)
+    assert np.min(np.abs(F.batchnorm2d_forward(x, gamma, beta, **kwargs)[0])) > 1e-4    # no kink within reach of h
     dout = rng.standard_normal(out.shape)
     dx, dgamma, dbeta = F.batchnorm2d_relu_backward(dout, cache)
-    check_gradient("batchnorm2d_relu dx", lambda v: f(x=v), x, dout, dx)
-    check_gradient("batchnorm2d_relu dgamma", lambda v: f(gamma=v), gamma, dout, dgamma)
-    check_gradient("batchnorm2d_relu dbeta", lambda v: f(beta=v), beta, dout, dbeta)
-
-
-def test_batchnorm2d_relu_eval_gradients_match_numeric(rng):
-    x = rng.standard_normal((2, 3, 4, 4))
-    gamma, beta = bn_args(rng, 3)
-    rm, rv = 0.1 * rng.standard_normal(3), 1 + rng.random(3)
-
-    def f(x=x, gamma=gamma, beta=beta):
-        return F.batchnorm2d_relu_forward(x, gamma, beta, running_mean=rm, running_var=rv, training=False)[0]
-
-    out, cache = F.batchnorm2d_relu_forward(x, gamma, beta, running_mean=rm, running_var=rv, training=False)
-    dout = rng.standard_normal(out.shape)
-    dx, dgamma, dbeta = F.batchnorm2d_relu_backward(dout, cache)
-    check_gradient("batchnorm2d_relu(eval) dx", lambda v: f(x=v), x, dout, dx)
-    check_gradient("batchnorm2d_relu(eval) dgamma", lambda v: f(gamma=v), gamma, dout, dgamma)
-    check_gradient("batchnorm2d_relu(eval) dbeta", lambda v: f(beta=v), beta, dout, dbeta)
+    mode = "" if training else "(eval)"
+    check_gradient(f"batchnorm2d_relu{mode} dx", lambda v: f(x=v), x, dout, dx)
+    check_gradient(f"batchnorm2d_relu{mode} dgamma", lambda v: f(gamma=v), gamma, dout, dgamma)
+    check_gradient(f"batchnorm2d_relu{mode} dbeta", lambda v: f(beta=v), beta, dout, dbeta)
 
 
 def test_add_relu_gradients_match_numeric(rng):
