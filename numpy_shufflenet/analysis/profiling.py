@@ -210,8 +210,9 @@ def time_layers(model, x, repeat=3, *, dout=None, statistic="median", input_grad
     statistic : "median" (default) or "min"
         How the ``repeat`` timings of each layer (and of "other") are summarised.
     input_grad : bool, default True
-        False times a training step's backward pass, which needs no gradient of ``x``: a model that can skip it
-        (ShuffleNet) is told to (:func:`~numpy_shufflenet.nn.module.parameter_gradients`).
+        False times a training step's backward pass, which needs no gradient of ``x``: ``backward(dout,
+        input_grad=False)`` (:func:`~numpy_shufflenet.nn.module.parameter_gradients`; ShuffleNet's stem then
+        skips its image gradient).
 
     Returns
     -------
