@@ -66,23 +66,15 @@ def conv_row(rng, name, N, C, H, F_out, k, stride, padding, groups, use_torch):
 
 
 def batchnorm_row(rng, name, N, C, H, use_torch, relu=False):
-    """Batch norm, or (``relu``) batch norm + ReLU: one fused kernel with the fast set, two kernels otherwise."""
+    """Batch norm, or (``relu``) the pair batchnorm2d_relu: one pass with the fast set, the two pairs otherwise."""
     x = rng.standard_normal((N, C, H, H), dtype=np.float32)
     gamma, beta = np.ones(C, np.float32), np.zeros(C, np.float32)
     mean, var = np.zeros(C, np.float32), np.ones(C, np.float32)
     opts = dict(running_mean=mean, running_var=var, training=True)
     if not relu:
         forward, backward = lambda: F.batchnorm2d_forward(x, gamma, beta, **opts), F.batchnorm2d_backward
-    elif F is fast:
-        forward, backward = lambda: F.batchnorm2d_relu_forward(x, gamma, beta, **opts), F.batchnorm2d_relu_backward
     else:
-        def forward():
-            out, bn_cache = F.batchnorm2d_forward(x, gamma, beta, **opts)
-            out, relu_cache = F.relu_forward(out)
-            return out, (bn_cache, relu_cache)
-
-        def backward(dout, cache):
-            return F.batchnorm2d_backward(F.relu_backward(dout, cache[1]), cache[0])
+        forward, backward = lambda: F.batchnorm2d_relu_forward(x, gamma, beta, **opts), F.batchnorm2d_relu_backward
     row = Row(name, f"{C}x{H}x{H}", forward, backward)
     if use_torch:
         tx = torch.from_numpy(x).requires_grad_()

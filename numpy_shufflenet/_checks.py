@@ -210,6 +210,22 @@ def check_pool_args(layer, x, kernel_size, stride, padding):
     return kernel_size, stride, padding, (H_out, W_out)
 
 
+def check_add_args(layer, x, y):
+    """Validate the two inputs of a sum ``x + y`` (same shape and dtype: no broadcasting)."""
+    check_float_array(layer, "x", x)
+    check_float_array(layer, "y", y, dtype=x.dtype)
+    check_shape(layer, "y", y, x.shape)
+
+
+def check_concat_args(layer, a, b):
+    """Validate the two inputs of ``concatenate([a, b], axis=1)``: NCHW, one dtype, the same N, H and W."""
+    check_float_array(layer, "a", a, ndim=4)
+    check_float_array(layer, "b", b, ndim=4, dtype=a.dtype)
+    N, _, H, W = a.shape
+    if b.shape[:1] + b.shape[2:] != (N, H, W):
+        raise ValueError(f"{layer}: expected b of shape (N, C_b, H, W) = ({N}, C_b, {H}, {W}) like a, got {b.shape}")
+
+
 def check_shuffle_args(layer, x, groups):
     """Validate a channel shuffle call; return ``groups``."""
     check_float_array(layer, "x", x, ndim=4)

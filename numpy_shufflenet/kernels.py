@@ -8,6 +8,14 @@ Three kinds of kernel set share one contract (``*_forward -> (out, cache)``, ``*
   from the default set, so a student who wrote only ``channel_shuffle_forward`` and ``channel_shuffle_backward``
   can train a whole ShuffleNet with them.
 
+The contract also holds three *fused* pairs, two layers that the network always runs one after the other
+(:data:`FUSED`): ``batchnorm2d_relu`` (``relu(batchnorm2d(x))``), ``add_relu`` (``relu(x + y)``, the end of paper
+Fig. 2 b) and ``concat_relu`` (``relu(concatenate([a, b], axis=1))``, Fig. 2 c). The textbook writes each as its
+plain pairs one after the other (:mod:`numpy_shufflenet.functional.fused`); the fast set does each in one pass.
+A set of your own that lacks a fused pair but holds one of the plain pairs it is made of gets the fused pair
+composed from them (your ``relu_forward`` then also runs at the end of every unit); a set that holds neither
+gets the default set's fused pair; a fused pair of your own is used as it is.
+
 ::
 
     import numpy_shufflenet as ns
@@ -22,11 +30,17 @@ its backward pass is harmless.
 
 import numpy as np
 
+from .functional import fused
+
 PAIRS = ("conv2d", "batchnorm2d", "channel_shuffle", "relu", "max_pool2d", "avg_pool2d", "global_avg_pool2d",
          "linear")
+# The fused pairs, each with the plain pairs it is made of (in the order its recipe in functional.fused takes them).
+FUSED = {"batchnorm2d_relu": ("batchnorm2d", "relu"), "add_relu": ("relu",), "concat_relu": ("relu",)}
 # The forward's array arguments, whose gradients the backward returns in this order.
-GRADIENTS = {"conv2d": ("dx", "dw", "db"), "batchnorm2d": ("dx", "dgamma", "dbeta"), "linear": ("dx", "dw", "db")}
-KERNEL_NAMES = tuple(f"{p}_{d}" for p in PAIRS for d in ("forward", "backward")) + ("softmax_cross_entropy",)
+GRADIENTS = {"conv2d": ("dx", "dw", "db"), "batchnorm2d": ("dx", "dgamma", "dbeta"), "linear": ("dx", "dw", "db"),
+             "batchnorm2d_relu": ("dx", "dgamma", "dbeta"), "add_relu": ("dx", "dy"), "concat_relu": ("da", "db")}
+KERNEL_NAMES = (tuple(f"{p}_{d}" for p in PAIRS + tuple(FUSED) for d in ("forward", "backward"))
+                + ("softmax_cross_entropy",))
 DEFAULT = "fast"
 
 
@@ -67,7 +81,11 @@ def _lookup(obj):
 
 
 def _checked_pair(set_name, pair, forward, backward):
-    """Wrap a user's pair so that a broken contract is an error naming the function, not a puzzle later."""
+    """Wrap a user's pair so that a broken contract is an error naming the function, not a puzzle later.
+
+    The wrapped backward takes the keyword ``need_dx`` of the contract's ``conv2d_backward``; the user's backward
+    is called without it, and its ``dx`` is dropped (None) when ``need_dx`` is False.
+    """
     grads = GRADIENTS.get(pair, ("dx",))
 
     def checked_forward(*args, **kwargs):
@@ -79,7 +97,7 @@ def _checked_pair(set_name, pair, forward, backward):
         shapes = [None if a is None else np.shape(a) for a in args[:len(grads)]]
         return result[0], (result[1], shapes)
 
-    def checked_backward(dout, cache):
+    def checked_backward(dout, cache, *, need_dx=True):
         inner, shapes = cache
         result = backward(dout, inner)
         values = result if len(grads) > 1 else (result,)
@@ -93,7 +111,9 @@ def _checked_pair(set_name, pair, forward, backward):
                 got = f"shape {value.shape}" if isinstance(value, np.ndarray) else type(value).__name__
                 raise ValueError(f"use_kernels({set_name}): {pair}_backward must return {name} of the input's "
                                  f"shape {shape}, got {got}")
-        return result
+        if need_dx:
+            return result
+        return (None,) + tuple(result[1:]) if len(grads) > 1 else None
 
     return checked_forward, checked_backward
 
@@ -106,7 +126,7 @@ def _custom(obj, name):
         if not callable(fn):
             raise TypeError(f"use_kernels({name}): expected {key} to be a function, got {type(fn).__name__}")
     functions = dict(_builtin(DEFAULT).functions)
-    for pair in PAIRS:
+    for pair in PAIRS + tuple(FUSED):
         fwd, bwd = found.get(f"{pair}_forward"), found.get(f"{pair}_backward")
         if (fwd is None) != (bwd is None):
             have, missing = (f"{pair}_forward", f"{pair}_backward")[::1 if fwd is not None else -1]
@@ -114,9 +134,18 @@ def _custom(obj, name):
                              f"cache of its own forward pass, so give both or neither")
         if fwd is not None:
             functions[f"{pair}_forward"], functions[f"{pair}_backward"] = _checked_pair(name, pair, fwd, bwd)
+    for pair, parts in FUSED.items():
+        if f"{pair}_forward" not in found and any(f"{part}_forward" in found for part in parts):
+            functions[f"{pair}_forward"], functions[f"{pair}_backward"] = _composed(pair, parts, functions)
     if "softmax_cross_entropy" in found:
         functions["softmax_cross_entropy"] = found["softmax_cross_entropy"]
     return KernelSet(name, functions)
+
+
+def _composed(pair, parts, functions):
+    """The fused ``pair`` made of the plain pairs ``parts`` of ``functions`` (the recipe of functional.fused)."""
+    recipe = getattr(fused, f"{pair}_pair")
+    return recipe(*(functions[f"{part}_{d}"] for part in parts for d in ("forward", "backward")))
 
 
 _active = None

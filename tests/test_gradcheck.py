@@ -189,9 +189,9 @@ def test_all_ones_upstream_gradient_makes_the_batchnorm_dx_check_vacuous(rng):
 class LeakyReLUBackward(nn.ReLU):
     """A ReLU whose backward forgets the mask: a wrong module for check_module to catch."""
 
-    def backward(self, dout):
+    def backward(self, dout, *, input_grad=True):
         self._take_cache()
-        return dout
+        return dout if input_grad else None
 
 
 def small_net(relu=nn.ReLU):
@@ -280,9 +280,11 @@ class Scale(Module):
         self._cache = x
         return self.weight.data * x
 
-    def backward(self, dout):
+    def backward(self, dout, *, input_grad=True):
         x = self._take_cache()
         self.weight.grad = np.array([np.sum(dout * x)])
+        if not input_grad:
+            return None
         return self.weight.data * dout if self.dx_override is None else self.dx_override(dout)
 
 

@@ -200,21 +200,126 @@ def test_a_backward_returning_the_wrong_arity_is_named():
             conv.backward(np.ones_like(out))
 
 
-def test_a_students_relu_also_ends_every_unit():
-    """The fused ends of a unit (relu(x + y), relu(concat)) are the fast set's; a student's ReLU runs there too."""
-    calls = []
+def test_a_students_relu_only_set_runs_every_relu_of_the_network():
+    """A set holding only relu_forward/relu_backward: the fused pairs are composed of it, so the student's ReLU
+    ends every unit (relu(x + y), relu(concat)) and follows every BN; gradients as the default set's."""
+    outputs, backward_calls = [], []
 
     def relu_forward(x):
-        calls.append(x.shape)
-        return functional.relu_forward(x)
+        out, cache = functional.relu_forward(x)
+        outputs.append(out)
+        return out, cache
+
+    def relu_backward(dout, cache):
+        backward_calls.append(dout.shape)
+        return functional.relu_backward(dout, cache)
 
     rng = np.random.default_rng(8)
-    x = rng.standard_normal((2, 24, 8, 8))
-    for stride in (1, 2):
-        unit = ShuffleUnit(24, 48 if stride == 2 else 24, groups=3, stride=stride, rng=rng, dtype=np.float64)
-        expected = unit.forward(x)
-        calls.clear()
-        with ns.use_kernels({"relu_forward": relu_forward, "relu_backward": functional.relu_backward}):
-            out = unit.forward(x)
-        assert calls[-1] == out.shape                     # the unit's last ReLU was the student's
-        assert rel_error(out, expected) < 1e-12
+    x = rng.standard_normal((2, 3, 32, 32))
+    labels = rng.integers(0, 5, size=2)
+    expected = run_step(tiny_net(), x, labels)
+    net = tiny_net()
+    with ns.use_kernels({"relu_forward": relu_forward, "relu_backward": relu_backward}, name="student") as k:
+        assert k["add_relu_forward"] is not fast.add_relu_forward and k["conv2d_forward"] is fast.conv2d_forward
+        got = run_step(net, x, labels)
+        outputs.clear()
+        h = net.stem(x)
+        assert len(outputs) == 1 and outputs[-1] is h           # the stem's BN ReLU: the student's relu
+        h = net.maxpool(h)
+        units = [unit for stage in (net.stage2, net.stage3, net.stage4) for unit in stage]
+        for unit in units:
+            h = unit(h)
+            assert outputs[-1] is h, f"{unit!r} did not end in the student's ReLU"
+        assert len(outputs) == 1 + 2 * len(units)                # and each unit's bn1
+    assert len(backward_calls) == 1 + 2 * len(units)         # the stem's BN ReLU, every bn1 and every unit end
+    assert rel_error(got[0], expected[0]) < 1e-12 and rel_error(got[1], expected[1]) < 1e-12
+    largest = max(np.abs(g).max() for g in expected[2].values())
+    for name in expected[2]:
+        assert np.abs(got[2][name] - expected[2][name]).max() <= 1e-12 * largest, name
+
+
+def test_fused_pairs_are_composed_of_the_students_plain_pairs_or_taken_from_the_default():
+    calls = []
+
+    def batchnorm2d_forward(x, gamma, beta, **kwargs):
+        calls.append("batchnorm2d_forward")
+        return functional.batchnorm2d_forward(x, gamma, beta, **kwargs)
+
+    with ns.use_kernels({"batchnorm2d_forward": batchnorm2d_forward,
+                         "batchnorm2d_backward": functional.batchnorm2d_backward}) as k:
+        assert k["add_relu_forward"] is fast.add_relu_forward              # no relu given: the default fused pair
+        assert k["concat_relu_backward"] is fast.concat_relu_backward
+        assert k["batchnorm2d_relu_forward"] is not fast.batchnorm2d_relu_forward
+        layer = ns.nn.BatchNormReLU2d(3, dtype=np.float64)
+        x = np.random.default_rng(0).standard_normal((2, 3, 4, 4))
+        out = layer(x)
+    assert calls == ["batchnorm2d_forward"] and (out >= 0).all()         # the student's batch norm, then a ReLU
+    with ns.use_kernels(StudentShuffle()) as k:                           # neither part given: all three default
+        assert all(k[f"{p}_{d}"] is getattr(fast, f"{p}_{d}") for p in ("batchnorm2d_relu", "add_relu",
+                                                                          "concat_relu") for d in ("forward",
+                                                                                                   "backward"))
+
+
+def test_a_students_own_fused_pair_is_used_and_checked():
+    seen = []
+
+    def add_relu_forward(x, y):
+        seen.append("forward")
+        return functional.add_relu_forward(x, y)
+
+    def add_relu_backward(dout, cache):
+        seen.append("backward")
+        return functional.add_relu_backward(dout, cache)
+
+    rng = np.random.default_rng(3)
+    unit = ShuffleUnit(12, 12, groups=3, stride=1, rng=rng, dtype=np.float64)
+    x, dout = rng.standard_normal((2, 12, 4, 4)), rng.standard_normal((2, 12, 4, 4))
+    expected, dx_expected = unit(x), unit.backward(dout)
+    with ns.use_kernels({"add_relu_forward": add_relu_forward, "add_relu_backward": add_relu_backward}):
+        out = unit(x)
+        dx = unit.backward(dout)
+    assert seen == ["forward", "backward"]
+    assert rel_error(out, expected) < 1e-12 and rel_error(dx, dx_expected) < 1e-12
+
+    def forgets_dy(dout, cache):
+        return functional.add_relu_backward(dout, cache)[0]
+
+    with ns.use_kernels({"add_relu_forward": functional.add_relu_forward, "add_relu_backward": forgets_dy},
+                        name="mine"):
+        unit(x)
+        with pytest.raises(TypeError, match=r"use_kernels\(mine\): add_relu_backward must return \(dx, dy\), "
+                                            r"got ndarray"):
+            unit.backward(dout)
+
+    def wrong_db(dout, cache):
+        da, db = functional.concat_relu_backward(dout, cache)
+        return da, db[:, :1]
+
+    unit2 = ShuffleUnit(12, 24, groups=3, stride=2, rng=rng, dtype=np.float64)
+    with ns.use_kernels({"concat_relu_forward": functional.concat_relu_forward, "concat_relu_backward": wrong_db},
+                        name="mine"):
+        out = unit2(x)
+        with pytest.raises(ValueError, match=r"use_kernels\(mine\): concat_relu_backward must return db of the "
+                                             r"input's shape \(2, 12, 2, 2\)"):
+            unit2.backward(np.ones_like(out))
+    with pytest.raises(ValueError, match="batchnorm2d_relu_forward comes without batchnorm2d_relu_backward"):
+        ns.use_kernels({"batchnorm2d_relu_forward": functional.batchnorm2d_relu_forward})
+
+
+def test_a_students_conv_skips_no_work_but_the_module_still_returns_none():
+    """need_dx belongs to the contract's conv2d_backward; a student's conv2d_backward (dout, cache) is called
+    without it, and its dx is dropped."""
+    rng = np.random.default_rng(4)
+    conv = ns.nn.Conv2d(3, 6, 3, padding=1, dtype=np.float64, rng=rng)
+    x = rng.standard_normal((2, 3, 5, 5))
+    out = conv(x)
+    dout = rng.standard_normal(out.shape)
+    dx = conv.backward(dout)
+    dw = conv.weight.grad.copy()
+    with ns.use_kernels({"conv2d_forward": functional.conv2d_forward,
+                         "conv2d_backward": lambda d, c: functional.conv2d_backward(d, c)}):
+        conv(x)
+        assert conv.backward(dout, input_grad=False) is None
+        np.testing.assert_allclose(conv.weight.grad, dw, rtol=1e-12, atol=1e-14)
+        conv(x)
+        np.testing.assert_allclose(conv.backward(dout), dx, rtol=1e-12, atol=1e-14)

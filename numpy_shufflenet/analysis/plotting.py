@@ -25,7 +25,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import FancyBboxPatch, Rectangle
 
 from . import flow
-from ..nn import AvgPool2d, BatchNorm2d, ChannelShuffle, Conv2d, MaxPool2d, ReLU, Residual
+from ..nn import AvgPool2d, BatchNorm2d, BatchNormReLU2d, ChannelShuffle, Conv2d, MaxPool2d, ReLU, Residual
 
 __all__ = ["group_colors", "plot_group_conv_flow", "plot_connectivity", "layer_label", "plot_unit_diagram",
            "plot_residual_diagram", "plot_history"]
@@ -266,7 +266,7 @@ def _stride_text(stride):
 
 
 def layer_label(module):
-    """The paper's name of a layer, e.g. ``"1x1 GConv (g=3)"``, ``"3x3 DWConv (stride 2)"``, ``"BN"``.
+    """The paper's name of a layer, e.g. ``"1x1 GConv (g=3)"``, ``"3x3 DWConv (stride 2)"``, ``"BN"``, ``"BN ReLU"``.
 
     Returns
     -------
@@ -281,6 +281,8 @@ def layer_label(module):
         else:
             name, kind = f"{k} Conv", "conv"
         return name + _stride_text(module.stride), kind
+    if isinstance(module, BatchNormReLU2d):
+        return "BN ReLU", "bn"
     if isinstance(module, BatchNorm2d):
         return "BN", "bn"
     if isinstance(module, ReLU):

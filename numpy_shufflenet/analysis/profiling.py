@@ -47,7 +47,9 @@ def layer_kind(module):
     Convolutions are told apart by their hyper-parameters: "depthwise conv" (``groups == in_channels ==
     out_channels > 1``), "1x1 group conv" / "1x1 conv" (a 1x1 kernel with / without groups), "grouped conv"
     (a larger kernel with groups, as in ResNeXt) and "dense conv" (a larger kernel, no groups: ShuffleNet's
-    stem). Max, average and global average pooling are all "pooling".
+    stem). Max, average and global average pooling are all "pooling". A batch norm with its ReLU
+    (``BatchNormReLU2d``, one kernel) is "batch norm"; a unit's end, ``relu(x + y)`` or ``relu(concat)``
+    (``AddReLU``, ``ConcatReLU``), is "ReLU".
     """
     if isinstance(module, Conv2d):
         g = module.groups
@@ -133,10 +135,6 @@ _MISSING = object()
 _STATISTICS = {"median": np.median, "min": np.min}
 
 
-# A leaf's forward work: ``forward``, and the ReLU's fused residual forms (the sum or concatenation it ends).
-_FORWARD_METHODS = ("forward", "forward_sum", "forward_concat")
-
-
 def _statistic(name, statistic):
     if statistic not in _STATISTICS:
         raise ValueError(f"{name}: expected statistic 'median' or 'min', got {statistic!r}")
@@ -212,8 +210,9 @@ def time_layers(model, x, repeat=3, *, dout=None, statistic="median", input_grad
     statistic : "median" (default) or "min"
         How the ``repeat`` timings of each layer (and of "other") are summarised.
     input_grad : bool, default True
-        False times a training step's backward pass, which needs no gradient of ``x``: a model that can skip it
-        (ShuffleNet) is told to (:func:`~numpy_shufflenet.nn.module.parameter_gradients`).
+        False times a training step's backward pass, which needs no gradient of ``x``: ``backward(dout,
+        input_grad=False)`` (:func:`~numpy_shufflenet.nn.module.parameter_gradients`; ShuffleNet's stem then
+        skips its image gradient).
 
     Returns
     -------
@@ -234,8 +233,7 @@ def time_layers(model, x, repeat=3, *, dout=None, statistic="median", input_grad
     patched = []                                        # (module, attribute, what its __dict__ held before)
     try:
         for (_, module, _), (fwd_slot, bwd_slot) in zip(leaves, slots):
-            methods = [(attr, fwd_slot) for attr in _FORWARD_METHODS if hasattr(module, attr)]
-            for attr, slot in methods + [("backward", bwd_slot)]:
+            for attr, slot in (("forward", fwd_slot), ("backward", bwd_slot)):
                 patched.append((module, attr, module.__dict__.get(attr, _MISSING)))
                 setattr(module, attr, _timed(getattr(module, attr), slot))
         fwd = np.zeros((repeat, len(leaves)))

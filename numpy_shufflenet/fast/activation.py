@@ -5,26 +5,34 @@ The same maths as the textbook :mod:`numpy_shufflenet.functional.activation`, wi
 The output keeps the input's memory layout (NCHW or channels-last).
 
 A ShuffleNet unit ends in a ReLU of a sum (Fig. 2 b: ``relu(x + branch)``) or of a concatenation (Fig. 2 c:
-``relu(concat(shortcut, branch))``). :func:`add_relu_forward` and :func:`concat_relu_forward` do the addition or
-the concatenation and the ReLU in one pass, block by block, instead of writing the sum to memory and reading it
-back; their backward pass, :func:`fused_relu_backward`, takes the ReLU's mask from the output it keeps.
+``relu(concat(shortcut, branch))``): the fused pairs ``add_relu`` and ``concat_relu`` of the kernel contract
+(:mod:`numpy_shufflenet.functional.fused` writes them as the plain pairs one after the other).
+:func:`add_relu_forward` and :func:`concat_relu_forward` do the addition or the concatenation and the ReLU in one
+pass, block by block, instead of writing the sum to memory and reading it back; their backward passes,
+:func:`add_relu_backward` and :func:`concat_relu_backward`, take the ReLU's mask from the output they keep.
 """
 
 from typing import NamedTuple
 
 import numpy as np
 
-from .._checks import check_cache, check_dout, check_float_array, check_shape
+from .._checks import check_add_args, check_cache, check_concat_args, check_dout, check_float_array
 from ..functional.activation import ReluCache
 from .layout import from_nhwc, to_nhwc
 from .threads import parallel_over_batch, scratch
 
-LAYER, LAYER_ADD, LAYER_CONCAT, LAYER_FUSED = "relu", "add_relu", "concat_relu", "fused_relu"
+LAYER, LAYER_ADD, LAYER_CONCAT = "relu", "add_relu", "concat_relu"
 
 
-class FusedReluCache(NamedTuple):
+class FastAddReluCache(NamedTuple):
     out: np.ndarray            # the ReLU's output (the gradient passes where it is not 0)
     dtype: np.dtype
+
+
+class FastConcatReluCache(NamedTuple):
+    out: np.ndarray            # the ReLU's output, (N, C_a + C_b, H, W) (the gradient passes where it is not 0)
+    dtype: np.dtype
+    channels_a: int            # C_a: the gradient's first C_a channels belong to a, the others to b
 
 
 def _batch_rows(a):
@@ -101,15 +109,13 @@ def add_relu_forward(x, y):
     Returns
     -------
     out : ndarray, the same numbers as ``relu_forward(x + y)[0]``, in ``x``'s memory layout
-    cache : FusedReluCache for :func:`fused_relu_backward` (the gradient reaches ``x`` and ``y`` alike)
+    cache : FastAddReluCache for :func:`add_relu_backward`
     """
-    check_float_array(LAYER_ADD, "x", x)
-    check_float_array(LAYER_ADD, "y", y, dtype=x.dtype)
-    check_shape(LAYER_ADD, "y", y, x.shape)
+    check_add_args(LAYER_ADD, x, y)
     rows, shape_back = _batch_rows(x)
     if rows is None:
         out = np.maximum(x + y, 0)
-        return out, FusedReluCache(out, x.dtype)
+        return out, FastAddReluCache(out, x.dtype)
     y_rows = _same_layout_rows(y, x)
     out = np.empty_like(rows)
 
@@ -119,7 +125,7 @@ def add_relu_forward(x, y):
 
     parallel_over_batch(block, rows.shape[0], rows.shape[1])
     out = shape_back(out)
-    return out, FusedReluCache(out, x.dtype)
+    return out, FastAddReluCache(out, x.dtype)
 
 
 def concat_relu_forward(a, b):
@@ -133,15 +139,10 @@ def concat_relu_forward(a, b):
     Returns
     -------
     out : ndarray, shape (N, C_a + C_b, H, W), channels-last in memory
-    cache : FusedReluCache for :func:`fused_relu_backward`; the gradient of ``a`` is ``dx[:, :C_a]``, of ``b``
-        the rest
+    cache : FastConcatReluCache for :func:`concat_relu_backward`
     """
-    check_float_array(LAYER_CONCAT, "a", a, ndim=4)
-    check_float_array(LAYER_CONCAT, "b", b, ndim=4, dtype=a.dtype)
+    check_concat_args(LAYER_CONCAT, a, b)
     N, Ca, H, W = a.shape
-    if b.shape[:1] + b.shape[2:] != (N, H, W):
-        raise ValueError(f"{LAYER_CONCAT}: expected b of shape (N, C_b, H, W) = ({N}, C_b, {H}, {W}) like a, "
-                         f"got {b.shape}")
     ah, bh = to_nhwc(a), to_nhwc(b)
     out = np.empty((N, H, W, Ca + b.shape[1]), dtype=a.dtype)
 
@@ -151,19 +152,43 @@ def concat_relu_forward(a, b):
 
     parallel_over_batch(block, N, out[0].size)
     out = from_nhwc(out)
-    return out, FusedReluCache(out, a.dtype)
+    return out, FastConcatReluCache(out, a.dtype, Ca)
 
 
-def fused_relu_backward(dout, cache):
-    """Backward pass of :func:`add_relu_forward` and :func:`concat_relu_forward`: the gradient of the ReLU's
-    input (the sum, or the concatenation), ``dout`` where the output is not 0 (:func:`relu_mask`), else 0.
+def add_relu_backward(dout, cache):
+    """Backward pass of :func:`add_relu_forward`: ``(dx, dy)``, both the gradient of the sum.
+
+    Returns
+    -------
+    dx, dy : ndarray, the shape of ``x``: ``dout`` where the output is not 0, else 0 (one array, returned twice:
+        the sum passes its gradient to both inputs unchanged)
+    """
+    out, dtype = check_cache(LAYER_ADD, cache, FastAddReluCache)
+    d = _masked_by_output(LAYER_ADD, dout, out, dtype)
+    return d, d
+
+
+def concat_relu_backward(dout, cache):
+    """Backward pass of :func:`concat_relu_forward`: ``(da, db)``, the two channel blocks of the gradient.
+
+    Returns
+    -------
+    da : ndarray, shape (N, C_a, H, W);  db : ndarray, shape (N, C_b, H, W) (views of one gradient array)
+    """
+    out, dtype, channels_a = check_cache(LAYER_CONCAT, cache, FastConcatReluCache)
+    d = _masked_by_output(LAYER_CONCAT, dout, out, dtype)
+    return d[:, :channels_a], d[:, channels_a:]
+
+
+def _masked_by_output(layer, dout, out, dtype):
+    """The gradient of a fused ReLU's input (the sum, or the concatenation): ``dout`` where the output ``out`` is
+    not 0 (:func:`relu_mask`), else 0.
 
     The mask is taken from the output here, block by block, instead of being stored by the forward pass (as
     PyTorch's ReLU does): the output stays alive anyway as the next layer's input, so this saves the mask's
     memory and one pass of the forward.
     """
-    out, dtype = check_cache(LAYER_FUSED, cache, FusedReluCache)
-    dout = check_dout(LAYER_FUSED, dout, out.shape, dtype)
+    dout = check_dout(layer, dout, out.shape, dtype)
     out_rows, shape_back = _batch_rows(out)
     if out_rows is None:
         return dout * relu_mask(out, np.empty(out.shape, dtype=bool))

@@ -70,7 +70,7 @@ def conv2d_forward(x, w, b=None, *, stride=1, padding=0, groups=1):
     return out, ConvCache(cols, w, b is not None, x.shape, stride, padding, groups)
 
 
-def conv2d_backward(dout, cache):
+def conv2d_backward(dout, cache, *, need_dx=True):
     r"""Convolution backward pass. For each group ``g``, with ``dout_g`` of shape ``(F_g, L)`` per sample::
 
         db[f]    = sum_{n, i, j} dout[n, f, i, j]
@@ -78,14 +78,18 @@ def conv2d_backward(dout, cache):
         dcols[g] = W[g]^T @ dout_g[n]                      (K_g, L)
         dx       = col2im(dcols), cropped                  (every column adds back onto the pixels it read)
 
+    ``need_dx=False`` skips ``dcols`` and ``dx`` (``dx`` is then None): a network's first layer needs no gradient
+    of its input images.
+
     Returns
     -------
-    dx : ndarray, shape (N, C_in, H, W)
+    dx : ndarray, shape (N, C_in, H, W), or None when ``need_dx`` is False
     dw : ndarray, shape (C_out, C_in // groups, KH, KW)
     db : ndarray, shape (C_out,), or None when the forward had no bias
     """
     if isinstance(cache, DepthwiseCache):
-        return depthwise_conv2d_backward(dout, cache)
+        dx, dw, db = depthwise_conv2d_backward(dout, cache)
+        return (dx if need_dx else None), dw, db
     cols, w, has_bias, x_shape, stride, padding, groups = check_cache(LAYER, cache, ConvCache)
     check_conv_cache(LAYER, x_shape, w.shape, groups)
     (N, C, H, W), (F, _, KH, KW) = x_shape, w.shape
@@ -94,8 +98,10 @@ def conv2d_backward(dout, cache):
     dout = check_dout(LAYER, dout, (N, F, H_out, W_out), w.dtype)
     d = dout.reshape(N, groups, F // groups, H_out * W_out)                      # (N, G, F_g, L)
     dw = np.matmul(d, cols.transpose(0, 1, 3, 2)).sum(axis=0)                    # (G, F_g, K_g)
+    db = dout.sum(axis=(0, 2, 3)) if has_bias else None
+    if not need_dx:
+        return None, dw.reshape(w.shape), db
     dcols = np.matmul(w.reshape(groups, F // groups, -1).transpose(0, 2, 1), d)  # (N, G, K_g, L)
     x_pad_shape = (N, C, H + 2 * padding[0], W + 2 * padding[1])
     dx = unpad2d(col2im(dcols, x_pad_shape, (KH, KW), stride, (H_out, W_out)), padding)
-    db = dout.sum(axis=(0, 2, 3)) if has_bias else None
     return dx, dw.reshape(w.shape), db

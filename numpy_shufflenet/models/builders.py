@@ -11,22 +11,23 @@ import numbers
 
 import numpy as np
 
-from ..nn import BatchNorm2d, Conv2d, Linear, ReLU, Sequential
+from ..nn import BatchNormReLU2d, Conv2d, Linear, ReLU, Sequential
 
 
 # ----------------------------------------------------------------------------------------------------------------
 # the conv-BN-ReLU block
 # ----------------------------------------------------------------------------------------------------------------
 def conv_bn_relu(c_in, c_out, k, rng, dtype, *, stride=1, padding=None, groups=1, bn=True):
-    """``conv`` (``k x k``, ``padding`` default ``k // 2``) -> ``bn`` -> ``relu``, as one ``Sequential``.
+    """``conv`` (``k x k``, ``padding`` default ``k // 2``) -> ``bn`` (batch norm and ReLU), as one ``Sequential``.
 
-    With ``bn=True`` the convolution has no bias (batch norm's beta is one); ``bn=False`` leaves the batch norm out
-    and gives the convolution its bias instead (VGG-16, AlexNet, GoogLeNet and SqueezeNet).
+    With ``bn=True`` the convolution has no bias (batch norm's beta is one) and ``bn`` is a
+    :class:`~numpy_shufflenet.nn.BatchNormReLU2d`, the "BN ReLU" of paper Fig. 2; ``bn=False`` leaves the batch
+    norm out and gives the convolution its bias and a ``relu`` instead (VGG-16, AlexNet, GoogLeNet, SqueezeNet).
     """
     padding = k // 2 if padding is None else padding
     conv = Conv2d(c_in, c_out, k, stride=stride, padding=padding, groups=groups, bias=not bn, rng=rng, dtype=dtype)
     if bn:
-        return Sequential({"conv": conv, "bn": BatchNorm2d(c_out, dtype=dtype), "relu": ReLU()})
+        return Sequential({"conv": conv, "bn": BatchNormReLU2d(c_out, dtype=dtype)})
     return Sequential({"conv": conv, "relu": ReLU()})
 
 

@@ -4,12 +4,18 @@ A ShuffleNet unit is a bottleneck residual unit whose 1x1 convolutions are *grou
 shuffle after the first one so that the second sees every group, and a 3x3 *depthwise* convolution in the
 middle::
 
-    stride 1 (Fig. 2 b):  x -> [1x1 GConv -> BN -> ReLU -> shuffle -> 3x3 DWConv -> BN -> 1x1 GConv -> BN]
+    stride 1 (Fig. 2 b):  x -> [1x1 GConv -> BN ReLU -> shuffle -> 3x3 DWConv -> BN -> 1x1 GConv -> BN]
                             -> + x -> ReLU
     stride 2 (Fig. 2 c):  x -> [the same branch, DWConv with stride 2] -> concat([AvgPool3x3/s2(x), branch]) -> ReLU
 
 The bottleneck has ``out_channels // 4`` channels. A stride-2 unit concatenates, so its branch produces only
 ``out_channels - in_channels`` channels. There is no ReLU after the depthwise convolution (paper Sec. 3.2).
+
+A batch norm and the ReLU after it are one layer, ``BatchNormReLU2d`` (the figure's "BN ReLU" box), and so are
+the unit's end, ``AddReLU`` (``relu(x + branch(x))``) or ``ConcatReLU`` (``relu(concat([pool(x), branch(x)]))``):
+each runs one pair of the kernel set (:mod:`numpy_shufflenet.functional.fused` writes it as the two plain pairs
+one after the other; the fast set does both in one pass over memory). Their parameters keep the names of a plain
+batch norm (``branch.bn1.weight``), so the state dict is the same as with separate layers.
 
 Two orders of the shuffle (``shuffle_order``):
 
@@ -25,8 +31,8 @@ Two orders of the shuffle (``shuffle_order``):
 
 import numpy as np
 
-from ..nn import AvgPool2d, BatchNorm2d, ChannelShuffle, Conv2d, GlobalAvgPool2d, Linear, MaxPool2d, Module, ReLU
-from ..nn import Sequential
+from ..nn import (AddReLU, AvgPool2d, BatchNorm2d, BatchNormReLU2d, ChannelShuffle, ConcatReLU, Conv2d,
+                  GlobalAvgPool2d, Linear, MaxPool2d, Module, Sequential)
 from .._checks import as_rng, check_float_array, check_int
 from .builders import conv_bn_relu, scaled
 
@@ -101,14 +107,15 @@ class ShuffleUnit(Module):
     shuffle : bool
         False drops the channel shuffle (the paper's Table 3 ablation).
     shuffle_order : "paper" or "official"
-        Where and how the shuffle permutes (module docstring): ``"paper"`` shuffles after relu1 with
-        ``ChannelShuffle(groups)``; ``"official"`` after bn2 with ``ChannelShuffle(mid_channels // groups)``, the
-        authors' released unit.
+        Where and how the shuffle permutes (module docstring): ``"paper"`` shuffles after bn1 (batch norm and
+        ReLU) with ``ChannelShuffle(groups)``; ``"official"`` after bn2 with ``ChannelShuffle(mid_channels //
+        groups)``, the authors' released unit.
 
     Shapes: ``(N, in_channels, H, W) -> (N, out_channels, H // stride rounded up, ...)``.
-    Children, in forward order: ``branch`` (a ``Sequential`` named conv1, bn1, relu1, shuffle, conv2, bn2,
-    conv3, bn3; with ``shuffle_order="official"``: conv1, bn1, relu1, conv2, bn2, shuffle, conv3, bn3),
-    ``shortcut`` (``AvgPool2d(3, 2, 1)``, stride 2 only) and ``relu``.
+    Children, in forward order: ``branch`` (a ``Sequential`` named conv1, bn1 (a ``BatchNormReLU2d``), shuffle,
+    conv2, bn2, conv3, bn3; with ``shuffle_order="official"``: conv1, bn1, conv2, bn2, shuffle, conv3, bn3),
+    ``shortcut`` (``AvgPool2d(3, 2, 1)``, stride 2 only) and ``relu`` (``AddReLU`` for stride 1, ``ConcatReLU``
+    for stride 2).
     """
 
     def __init__(self, in_channels, out_channels, *, groups, stride, grouped_first=True, shuffle=True, rng=None,
@@ -141,8 +148,7 @@ class ShuffleUnit(Module):
         shuffles = shuffle and groups > 1
         layers = {
             "conv1": Conv2d(in_channels, mid, 1, groups=first_groups, rng=rng, dtype=dtype),
-            "bn1": BatchNorm2d(mid, dtype=dtype),
-            "relu1": ReLU(),
+            "bn1": BatchNormReLU2d(mid, dtype=dtype),
         }
         if shuffles and shuffle_order == "paper":
             layers["shuffle"] = ChannelShuffle(groups)
@@ -157,9 +163,8 @@ class ShuffleUnit(Module):
             "bn3": BatchNorm2d(branch_out, dtype=dtype),
         })
         self.branch = Sequential(layers)
-        self.branch.bn1.fuse_relu(self.branch.relu1)          # one kernel for both when the fast set runs
         self.shortcut = AvgPool2d(3, stride=2, padding=1) if stride == 2 else None
-        self.relu = ReLU()
+        self.relu = AddReLU() if stride == 1 else ConcatReLU()
 
     @property
     def shuffle(self):
@@ -170,18 +175,19 @@ class ShuffleUnit(Module):
         if x.shape[1] != self.in_channels:
             raise ValueError(f"ShuffleUnit: expected {self.in_channels} input channels, got x of shape {x.shape}")
         self._cache = x.shape
-        y = self.branch.forward(x)
         if self.stride == 1:
-            return self.relu.forward_sum(x, y)                          # Fig. 2 b: relu(x + y)
-        return self.relu.forward_concat(self.shortcut.forward(x), y)    # Fig. 2 c: relu(concat(pool(x), y))
+            return self.relu(x, self.branch(x))                      # Fig. 2 b: relu(x + branch(x))
+        return self.relu(self.shortcut(x), self.branch(x))           # Fig. 2 c: relu(concat([avgpool(x), branch(x)]))
 
-    def backward(self, dout):
+    def backward(self, dout, *, input_grad=True):
         self._take_cache()
-        d = self.relu.backward(dout)
-        if self.stride == 1:
-            return d + self.branch.backward(d)                # the shortcut passes d straight through
-        d_shortcut, d_branch = d[:, :self.in_channels], d[:, self.in_channels:]
-        return self.shortcut.backward(d_shortcut) + self.branch.backward(d_branch)
+        d_shortcut, d_branch = self.relu.backward(dout)              # the gradients of the ReLU's two inputs
+        dx = self.branch.backward(d_branch, input_grad=input_grad)
+        if not input_grad:
+            return None
+        if self.stride == 2:
+            d_shortcut = self.shortcut.backward(d_shortcut)
+        return d_shortcut + dx                                       # both paths read x: their gradients add
 
     def output_shape(self, input_shape):
         branch_shape = self.branch.output_shape(input_shape)
@@ -206,9 +212,13 @@ class ShuffleUnit(Module):
 class ShuffleNet(Sequential):
     """ShuffleNet v1 (paper Table 1).
 
-    ``stem`` (3x3 conv, stride 2, BN, ReLU) -> ``maxpool`` (3x3, stride 2) -> ``stage2``, ``stage3``,
-    ``stage4`` (4, 8 and 4 units, the first of each with stride 2) -> ``pool`` (global average) -> ``fc``
-    (no bias, as in the authors' model; convolutions have no bias either).
+    ``stem`` (3x3 conv, stride 2, then ``bn``: BN and ReLU) -> ``maxpool`` (3x3, stride 2) -> ``stage2``,
+    ``stage3``, ``stage4`` (4, 8 and 4 units, the first of each with stride 2) -> ``pool`` (global average) ->
+    ``fc`` (no bias, as in the authors' model; convolutions have no bias either).
+
+    ``backward(dlogits)`` fills every parameter's ``.grad`` and returns the gradient of the input images;
+    ``backward(dlogits, input_grad=False)`` returns None instead, and the stem's convolution skips the image
+    gradient, which training never uses (PyTorch skips it too for an input without ``requires_grad``).
 
     Parameters
     ----------
@@ -248,7 +258,6 @@ class ShuffleNet(Sequential):
             "stem": conv_bn_relu(in_channels, stem, 3, rng, dtype, stride=2),
             "maxpool": MaxPool2d(3, stride=2, padding=1),
         }
-        layers["stem"].bn.fuse_relu(layers["stem"].relu)
         c_in = stem
         for stage, (c_out, repeats) in enumerate(zip(widths, STAGE_REPEATS), start=2):
             units = []
@@ -285,19 +294,6 @@ class ShuffleNet(Sequential):
         check_float_array("ShuffleNet", "x", x, ndim=4)
         self._check_input_shape(x.shape[1:], x.shape)
         return super().forward(x)
-
-    def backward(self, dout, *, input_grad=True):
-        """Backward pass: fills every parameter's ``.grad`` and returns the gradient of the input images.
-
-        ``input_grad=False`` returns None instead: the stem then skips the image gradient, which training never
-        uses (PyTorch skips it too for an input without ``requires_grad``).
-        """
-        flag = self.stem.conv.needs_input_grad
-        self.stem.conv.needs_input_grad = input_grad
-        try:
-            return super().backward(dout)
-        finally:
-            self.stem.conv.needs_input_grad = flag
 
     def output_shape(self, input_shape):
         self._check_input_shape(tuple(input_shape))

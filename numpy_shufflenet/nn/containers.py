@@ -56,11 +56,15 @@ class Sequential(Module):
             x = m.forward(x)
         return x
 
-    def backward(self, dout):
+    def backward(self, dout, *, input_grad=True):
+        """Every child's backward, last child first; ``input_grad`` goes to the first child, the one that read
+        the input (the others must pass a gradient on)."""
         self._take_cache()
-        for m in reversed(self.layers):
+        if not self.layers:
+            return dout if input_grad else None
+        for m in reversed(self.layers[1:]):
             dout = m.backward(dout)
-        return dout
+        return self.layers[0].backward(dout, input_grad=input_grad)
 
     def output_shape(self, input_shape):
         for m in self.layers:
@@ -112,10 +116,12 @@ class Residual(Module):
         self._cache = x.shape
         return self.relu.forward(y)
 
-    def backward(self, dout):
+    def backward(self, dout, *, input_grad=True):
         self._take_cache()
         d = self.relu.backward(dout)
-        dx = self.branch.backward(d)
+        dx = self.branch.backward(d, input_grad=input_grad)
+        if not input_grad:
+            return None
         return d + dx if self.shortcut else dx
 
     def output_shape(self, input_shape):
@@ -180,12 +186,14 @@ class Concat(Module):
         self._cache = [out.shape[1] for out in outs]
         return np.concatenate(outs, axis=1)
 
-    def backward(self, dout):
+    def backward(self, dout, *, input_grad=True):
         channels = self._take_cache()
         if dout.ndim != 4 or dout.shape[1] != sum(channels):
             raise ValueError(f"Concat: expected dout with {sum(channels)} channels, got shape {dout.shape}")
         edges = np.cumsum([0] + channels)
-        return sum(branch.backward(dout[:, lo:hi]) for branch, lo, hi in zip(self.branches, edges, edges[1:]))
+        dxs = [branch.backward(dout[:, lo:hi], input_grad=input_grad)
+               for branch, lo, hi in zip(self.branches, edges, edges[1:])]
+        return sum(dxs) if input_grad else None
 
     def output_shape(self, input_shape):
         shapes = [tuple(branch.output_shape(input_shape)) for branch in self.branches]

@@ -2,6 +2,10 @@
 active kernel set (:func:`numpy_shufflenet.use_kernels`: the tuned :mod:`numpy_shufflenet.fast` by default, the
 textbook :mod:`numpy_shufflenet.functional` with ``use_kernels("reference")``, or your own functions).
 
+Three layers are two of the paper's operations that always come one after the other, each calling the fused
+pair of the same name (:mod:`numpy_shufflenet.functional.fused`): ``BatchNormReLU2d`` (the "BN ReLU" box of
+paper Fig. 2), ``AddReLU`` and ``ConcatReLU`` (the "Add" or "Concat" and the "ReLU" that end a ShuffleNet unit).
+
 Initial weights (``rng`` is a ``numpy.random.Generator``; pass one for reproducible weights, otherwise a fresh
 unseeded generator is used):
 
@@ -16,9 +20,8 @@ Parameters are float32 unless ``dtype`` says otherwise; ``module.to(np.float64)`
 
 import numpy as np
 
-from .. import fast
-from .._checks import FLOAT_DTYPES, as_rng, check_divisible, check_float_array, check_int, check_number, conv_out_size, pair
-from ..kernels import kernel_pair
+from .._checks import (FLOAT_DTYPES, as_rng, check_divisible, check_float_array, check_int, check_number,
+                       conv_out_size, pair)
 from .module import Module, Parameter, check_input_dtype
 
 
@@ -53,7 +56,6 @@ class Conv2d(Module):
         shape = (out_channels, in_channels // groups) + self.kernel_size
         self.weight = Parameter((as_rng(rng).standard_normal(shape) * np.sqrt(2.0 / fan_in)).astype(dtype))
         self.bias = Parameter(np.zeros(out_channels, dtype=dtype)) if bias else None
-        self.needs_input_grad = True      # False: backward returns None instead of dx (a network's first layer)
 
     def forward(self, x):
         check_input_dtype(self, x, self.weight.dtype)
@@ -61,16 +63,8 @@ class Conv2d(Module):
         return self._run("conv2d", x, self.weight.data, b, stride=self.stride, padding=self.padding,
                          groups=self.groups)
 
-    def backward(self, dout):
-        backward, cache = self._take_cache()
-        if self.needs_input_grad:
-            dx, dw, db = backward(dout, cache)
-        elif backward is fast.conv2d_backward:
-            dx, dw, db = backward(dout, cache, need_dx=False)          # skips dx's matrix product and col2im
-        else:
-            _, dw, db = backward(dout, cache)
-            dx = None
-        self.weight.grad = dw
+    def backward(self, dout, *, input_grad=True):
+        dx, self.weight.grad, db = self._run_backward(dout, need_dx=input_grad)     # dx is None without input_grad
         if self.bias is not None:
             self.bias.grad = db
         return dx
@@ -92,73 +86,54 @@ class Conv2d(Module):
         return s + ("" if self.bias is not None else ", bias=False")
 
 
-def _fast_relu():
-    """True when the active ReLU kernels are the fast ones: only then may a ReLU fuse with what comes before."""
-    return kernel_pair("relu") == (fast.relu_forward, fast.relu_backward)
-
-
-def _fast_batchnorm_and_relu():
-    """True when the active kernels of both batch norm and ReLU are the fast ones: only then may they fuse."""
-    return kernel_pair("batchnorm2d") == (fast.batchnorm2d_forward, fast.batchnorm2d_backward) and _fast_relu()
-
-
-def _pass_through(dout, cache):
-    return dout
-
-
 class BatchNorm2d(Module):
-    """Batch normalisation of each channel; batch statistics in training mode, running statistics in eval mode.
-
-    ``bn.fuse_relu(relu)`` declares that the ``ReLU`` module ``relu`` always runs right after ``bn`` (as in a
-    ``Sequential``). With the fast kernels active for both, ``bn`` then runs the fused kernel
-    :func:`~numpy_shufflenet.fast.batchnorm2d_relu_forward` (one pass over memory instead of two) and returns
-    ``relu(bn(x))``, and ``relu`` passes that array through untouched; the gradients are the same numbers. With
-    any other kernels (the textbook ones, or a student's) the two layers run separately, as written.
-    """
+    """Batch normalisation of each channel; batch statistics in training mode, running statistics in eval mode."""
 
     buffer_names = ("running_mean", "running_var")
+    pair_name = "batchnorm2d"     # the kernel pair it runs (BatchNormReLU2d: "batchnorm2d_relu")
 
     def __init__(self, num_features, momentum=0.1, eps=1e-5, *, rng=None, dtype=np.float32):
         super().__init__()
-        self.num_features = check_int("BatchNorm2d", "num_features", num_features, 1)
-        dtype = _float_dtype("BatchNorm2d", dtype)
-        self.momentum = check_number("BatchNorm2d", "momentum", momentum, 0, 1)
-        self.eps = check_number("BatchNorm2d", "eps", eps, 0, np.inf, low_open=True)
+        name = type(self).__name__
+        self.num_features = check_int(name, "num_features", num_features, 1)
+        dtype = _float_dtype(name, dtype)
+        self.momentum = check_number(name, "momentum", momentum, 0, 1)
+        self.eps = check_number(name, "eps", eps, 0, np.inf, low_open=True)
         self.weight = Parameter(np.ones(num_features, dtype=dtype))     # gamma
         self.bias = Parameter(np.zeros(num_features, dtype=dtype))      # beta
         self.running_mean = np.zeros(num_features, dtype=dtype)
         self.running_var = np.ones(num_features, dtype=dtype)
-        self._fused_relu = ()       # (relu,) after fuse_relu: a tuple, so that the ReLU is not a child of this layer
-
-    def fuse_relu(self, relu):
-        """Let the fast kernels run this layer and ``relu`` (the ReLU module that always follows it) as one."""
-        if not isinstance(relu, ReLU):
-            raise TypeError(f"BatchNorm2d.fuse_relu: expected a ReLU module, got {type(relu).__name__}")
-        self._fused_relu = (relu,)
 
     def forward(self, x):
         check_input_dtype(self, x, self.weight.dtype)
-        args = (x, self.weight.data, self.bias.data)
-        kwargs = dict(running_mean=self.running_mean, running_var=self.running_var, training=self.training,
-                      momentum=self.momentum, eps=self.eps)
-        if not self._fused_relu or not _fast_batchnorm_and_relu():
-            return self._run("batchnorm2d", *args, **kwargs)
-        out, cache = fast.batchnorm2d_relu_forward(*args, **kwargs)
-        self._cache = (fast.batchnorm2d_relu_backward, cache)
-        self._fused_relu[0].already_applied_to = out
-        return out
+        return self._run(self.pair_name, x, self.weight.data, self.bias.data, running_mean=self.running_mean,
+                         running_var=self.running_var, training=self.training, momentum=self.momentum, eps=self.eps)
 
-    def backward(self, dout):
+    def backward(self, dout, *, input_grad=True):
         dx, self.weight.grad, self.bias.grad = self._run_backward(dout)
-        return dx
+        return dx if input_grad else None
 
     def output_shape(self, input_shape):
         if input_shape[0] != self.num_features:
-            raise ValueError(f"BatchNorm2d: expected {self.num_features} channels, got input shape {input_shape}")
+            raise ValueError(f"{type(self).__name__}: expected {self.num_features} channels, got input shape "
+                             f"{input_shape}")
         return tuple(input_shape)
 
     def extra_repr(self):
         return f"{self.num_features}, momentum={self.momentum}, eps={self.eps}"
+
+
+class BatchNormReLU2d(BatchNorm2d):
+    """Batch norm followed by a ReLU, ``relu(batchnorm2d(x))``, as one layer: the "BN ReLU" box of paper Fig. 2
+    (PyTorch has the same fused layer, ``torch.ao.nn.intrinsic.BNReLU2d``).
+
+    It holds what a ``BatchNorm2d`` holds (``weight``, ``bias``, the running statistics, so the same state-dict
+    entries) and runs the pair ``batchnorm2d_relu``. In the textbook that pair is the batch-norm pair and the ReLU
+    pair one after the other (:mod:`numpy_shufflenet.functional.fused`); the fast kernels do both in one pass
+    over memory, which is why the network builds its BN + ReLU as this one layer.
+    """
+
+    pair_name = "batchnorm2d_relu"
 
 
 class ChannelShuffle(Module):
@@ -171,8 +146,8 @@ class ChannelShuffle(Module):
     def forward(self, x):
         return self._run("channel_shuffle", x, self.groups)
 
-    def backward(self, dout):
-        return self._run_backward(dout)
+    def backward(self, dout, *, input_grad=True):
+        return self._run_backward(dout) if input_grad else None
 
     def output_shape(self, input_shape):
         check_divisible("ChannelShuffle", "channels", input_shape[0], self.groups)
@@ -183,38 +158,40 @@ class ChannelShuffle(Module):
 
 
 class ReLU(Module):
-    already_applied_to = None      # the output of a batch norm fused with this ReLU (BatchNorm2d.fuse_relu)
+    """``max(x, 0)`` element by element; the gradient passes where ``x > 0`` (and at NaN, as PyTorch)."""
 
     def forward(self, x):
-        if x is self.already_applied_to:                # the fused batch norm did the work (and keeps the mask)
-            self.already_applied_to = None
-            self._cache = (_pass_through, None)
-            return x
         return self._run("relu", x)
 
-    def forward_sum(self, x, y):
-        """``forward(x + y)``, a residual connection and this ReLU: with the fast ReLU active, one pass
-        (:func:`~numpy_shufflenet.fast.add_relu_forward`); with any other ReLU, the sum and then the ReLU."""
-        if not _fast_relu():
-            return self.forward(x + y)
-        out, cache = fast.add_relu_forward(x, y)
-        self._cache = (fast.fused_relu_backward, cache)
-        return out
-
-    def forward_concat(self, a, b):
-        """``forward(np.concatenate([a, b], axis=1))``: with the fast ReLU active, one pass
-        (:func:`~numpy_shufflenet.fast.concat_relu_forward`); with any other ReLU, the concatenation, then it."""
-        if not _fast_relu():
-            return self.forward(np.concatenate([a, b], axis=1))
-        out, cache = fast.concat_relu_forward(a, b)
-        self._cache = (fast.fused_relu_backward, cache)
-        return out
-
-    def backward(self, dout):
-        return self._run_backward(dout)
+    def backward(self, dout, *, input_grad=True):
+        return self._run_backward(dout) if input_grad else None
 
     def output_shape(self, input_shape):
         return tuple(input_shape)
+
+
+class AddReLU(ReLU):
+    """``relu(x + y)``: a residual connection and the ReLU after it (the "Add" and "ReLU" of paper Fig. 2 b).
+
+    ``forward(x, y)`` runs the pair ``add_relu``; ``backward(dout)`` returns ``(dx, dy)``, the gradients of both
+    inputs (the same array: the sum passes its gradient to each unchanged). In the shape tables it is the ReLU
+    of the unit, with the shape of its output.
+    """
+
+    def forward(self, x, y):
+        return self._run("add_relu", x, y)
+
+
+class ConcatReLU(ReLU):
+    """``relu(concatenate([a, b], axis=1))``: the "Concat" and "ReLU" of paper Fig. 2 c.
+
+    ``forward(a, b)`` runs the pair ``concat_relu``; ``backward(dout)`` returns ``(da, db)``, the gradient cut
+    into the channels of ``a`` and those of ``b``. In the shape tables it is the ReLU of the unit, with the shape
+    of its output.
+    """
+
+    def forward(self, a, b):
+        return self._run("concat_relu", a, b)
 
 
 class _Pool2d(Module):
@@ -239,8 +216,8 @@ class MaxPool2d(_Pool2d):
     def forward(self, x):
         return self._run("max_pool2d", x, kernel_size=self.kernel_size, stride=self.stride, padding=self.padding)
 
-    def backward(self, dout):
-        return self._run_backward(dout)
+    def backward(self, dout, *, input_grad=True):
+        return self._run_backward(dout) if input_grad else None
 
 
 class AvgPool2d(_Pool2d):
@@ -249,8 +226,8 @@ class AvgPool2d(_Pool2d):
     def forward(self, x):
         return self._run("avg_pool2d", x, kernel_size=self.kernel_size, stride=self.stride, padding=self.padding)
 
-    def backward(self, dout):
-        return self._run_backward(dout)
+    def backward(self, dout, *, input_grad=True):
+        return self._run_backward(dout) if input_grad else None
 
 
 class GlobalAvgPool2d(Module):
@@ -259,8 +236,8 @@ class GlobalAvgPool2d(Module):
     def forward(self, x):
         return self._run("global_avg_pool2d", x)
 
-    def backward(self, dout):
-        return self._run_backward(dout)
+    def backward(self, dout, *, input_grad=True):
+        return self._run_backward(dout) if input_grad else None
 
     def output_shape(self, input_shape):
         return (input_shape[0],)
@@ -274,8 +251,9 @@ class Flatten(Module):
         self._cache = x.shape
         return x.reshape(x.shape[0], int(np.prod(x.shape[1:])))       # (0, C*H*W) for an empty batch too
 
-    def backward(self, dout):
-        return dout.reshape(self._take_cache())
+    def backward(self, dout, *, input_grad=True):
+        x_shape = self._take_cache()
+        return dout.reshape(x_shape) if input_grad else None
 
     def output_shape(self, input_shape):
         return (int(np.prod(input_shape)),)
@@ -300,11 +278,11 @@ class Linear(Module):
         b = None if self.bias is None else self.bias.data
         return self._run("linear", x, self.weight.data, b)
 
-    def backward(self, dout):
+    def backward(self, dout, *, input_grad=True):
         dx, self.weight.grad, db = self._run_backward(dout)
         if self.bias is not None:
             self.bias.grad = db
-        return dx
+        return dx if input_grad else None
 
     def output_shape(self, input_shape):
         if tuple(input_shape) != (self.in_features,):
@@ -339,7 +317,9 @@ class CeilMaxPool2d(MaxPool2d):
         self._crop = x.shape
         return out
 
-    def backward(self, dout):
+    def backward(self, dout, *, input_grad=True):
+        if not input_grad:
+            return None
         dx = super().backward(dout)
         _, _, H, W = self._crop
         return dx[:, :, :H, :W]

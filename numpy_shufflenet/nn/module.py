@@ -2,13 +2,14 @@
 :mod:`numpy_shufflenet.functional` into layers that hold their weights.
 
 A module keeps the cache of its last forward pass; ``backward(dout)`` uses it, writes a *fresh* ``.grad`` into
-each of its parameters (nothing accumulates across calls) and returns ``dx``. Parameters and sub-modules are
-found by walking the module's attributes in the order they were assigned, so a module that assigns its layers in
-forward order lists its parameters in forward order too.
+each of its parameters (nothing accumulates across calls) and returns ``dx``. Every module's backward takes the
+keyword ``input_grad``: ``backward(dout, input_grad=False)`` still fills the ``.grad`` of its parameters but
+returns None, and may skip computing ``dx`` (a network's first convolution then skips its largest product).
+Parameters and sub-modules are found by walking the module's attributes in the order they were assigned, so a
+module that assigns its layers in forward order lists its parameters in forward order too.
 """
 
 import functools
-import inspect
 
 import numpy as np
 
@@ -42,9 +43,10 @@ class Parameter:
 class Module:
     """Base class of every layer and network.
 
-    Subclasses implement ``forward(x)`` (store what backward needs in ``self._cache``), ``backward(dout)``
-    and, for leaf layers, ``output_shape(input_shape)`` (the per-sample shape, without the batch axis), which
-    the counting tools use to propagate shapes without running the network.
+    Subclasses implement ``forward(x)`` (store what backward needs in ``self._cache``), ``backward(dout, *,
+    input_grad=True)`` (return ``dx``, or None when ``input_grad`` is False) and, for leaf layers,
+    ``output_shape(input_shape)`` (the per-sample shape, without the batch axis), which the counting tools use
+    to propagate shapes without running the network.
     """
 
     buffer_names = ()       # names of non-trainable arrays saved in the state dict (batch norm's statistics)
@@ -54,13 +56,13 @@ class Module:
         self._cache = None
 
     # -- running -----------------------------------------------------------------------------------------
-    def __call__(self, x):
-        return self.forward(x)
+    def __call__(self, *inputs):
+        return self.forward(*inputs)
 
     def forward(self, x):
         raise NotImplementedError(f"{type(self).__name__} does not implement forward")
 
-    def backward(self, dout):
+    def backward(self, dout, *, input_grad=True):
         raise NotImplementedError(f"{type(self).__name__} does not implement backward")
 
     def _run(self, pair, *args, **kwargs):
@@ -71,9 +73,10 @@ class Module:
         self._cache = (backward, cache)
         return out
 
-    def _run_backward(self, dout):
+    def _run_backward(self, dout, **options):
+        """The backward pass of the pair that ran the last forward pass (``options``: e.g. conv2d's ``need_dx``)."""
         backward, cache = self._take_cache()
-        return backward(dout, cache)
+        return backward(dout, cache, **options)
 
     def _take_cache(self):
         """The cache of the last forward pass; a clear error if there was none."""
@@ -205,12 +208,10 @@ class Module:
 
 
 def parameter_gradients(model):
-    """``model.backward`` for training and timing a training step: nobody needs the input's gradient, so a model
-    that can skip it (``ShuffleNet.backward(dout, input_grad=False)``, saving its stem's largest matrix product)
-    is told to; any other model's ``backward`` is returned as it is."""
-    if "input_grad" in inspect.signature(model.backward).parameters:
-        return functools.partial(model.backward, input_grad=False)
-    return model.backward
+    """``model.backward`` for training and timing a training step, ``backward(dout, input_grad=False)``: it fills
+    every parameter's ``.grad`` but skips the gradient of the input, which nobody needs (a ShuffleNet's stem then
+    saves its largest matrix product), and returns None."""
+    return functools.partial(model.backward, input_grad=False)
 
 
 def check_input_dtype(module, x, dtype):

@@ -39,8 +39,10 @@ class GroupReadout(Module):
         self._cache = x.shape
         return x[:, channels]
 
-    def backward(self, dout):
+    def backward(self, dout, *, input_grad=True):
         x_shape = self._take_cache()
+        if not input_grad:
+            return None
         dx = np.zeros(x_shape, dtype=dout.dtype)
         dx[:, self._slice(x_shape[1])] = dout
         return dx

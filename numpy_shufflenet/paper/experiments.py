@@ -14,7 +14,8 @@ import numpy as np
 
 from .._checks import as_rng, check_int
 from ..models import ShuffleUnit
-from ..nn import BatchNorm2d, ChannelShuffle, Conv2d, GlobalAvgPool2d, GroupReadout, Linear, ReLU, Residual, Sequential
+from ..nn import (BatchNorm2d, BatchNormReLU2d, ChannelShuffle, Conv2d, GlobalAvgPool2d, GroupReadout, Linear, ReLU,
+                  Residual, Sequential)
 from ..training.loop import fit
 from ..training.optim import SGD
 from . import published
@@ -126,15 +127,16 @@ def shuffle_branch(channels, groups, *, batchnorm=True, init="he", rng=None, dty
     """The residual branch of a stride-1 ShuffleNet unit (paper Fig. 2 b), as a ``Sequential``.
 
     It *is* the ``branch`` of a :class:`~numpy_shufflenet.models.ShuffleUnit` ``(channels, channels,
-    groups=groups, stride=1)``: conv1 (1x1, ``groups`` groups, c -> c/4), bn1, relu1, shuffle, conv2 (3x3
-    depthwise), bn2, conv3 (1x1, ``groups`` groups, c/4 -> c), bn3 (no shuffle layer when ``groups == 1``), with
-    the same names, order and initial weights for the same ``rng``. Only the two options below change it.
+    groups=groups, stride=1)``: conv1 (1x1, ``groups`` groups, c -> c/4), bn1 (batch norm and ReLU), shuffle,
+    conv2 (3x3 depthwise), bn2, conv3 (1x1, ``groups`` groups, c/4 -> c), bn3 (no shuffle layer when
+    ``groups == 1``), with the same names, order and initial weights for the same ``rng``. Only the two options
+    below change it.
 
     Parameters
     ----------
     channels : int, input and output channels (the bottleneck has ``channels // 4``)
     groups : int, groups of the two 1x1 convolutions
-    batchnorm : bool, default True; False leaves the three batch norms out
+    batchnorm : bool, default True; False leaves the three batch norms out (bn1's ReLU stays, as ``relu1``)
     init : "he" (default) or "lecun"
         The convolutions' initial weights: "he" is the package's ``N(0, 2 / fan_in)`` (made for ReLU networks:
         the factor 2 makes up for the half of the signal a ReLU zeroes); "lecun" is ``N(0, 1 / fan_in)``, a
@@ -152,8 +154,13 @@ def shuffle_branch(channels, groups, *, batchnorm=True, init="he", rng=None, dty
         raise ValueError(f"shuffle_branch: expected init in {tuple(INITS)}, got {init!r}")
     branch = ShuffleUnit(c, c, groups=g, stride=1, rng=rng, dtype=dtype).branch
     if not batchnorm:
-        branch = Sequential({name: layer for name, layer in branch.named_children()
-                             if not isinstance(layer, BatchNorm2d)})
+        layers = {}
+        for name, layer in branch.named_children():
+            if isinstance(layer, BatchNormReLU2d):
+                layers["relu1"] = ReLU()                     # bn1 without its batch norm: the ReLU alone
+            elif not isinstance(layer, BatchNorm2d):
+                layers[name] = layer
+        branch = Sequential(layers)
     for layer in branch:
         if isinstance(layer, Conv2d):
             layer.weight.data = (layer.weight.data * INITS[init]).astype(dtype)

@@ -103,7 +103,7 @@ def test_unit_diagram_is_read_from_the_unit(stride, shuffle, grouped_first, tmp_
     assert len(labels) == len(branch) + 2 + (stride == 2)           # + merge, ReLU, (pool)
     assert ("Channel Shuffle" in branch) == shuffle
     assert branch[0] == ("1x1 GConv (g=3)" if grouped_first else "1x1 Conv")
-    assert branch[branch.index("BN") + 1] == "ReLU"
+    assert branch[1] == "BN ReLU" and "ReLU" not in branch          # paper Fig. 2: one "BN ReLU" box
     assert ("3x3 DWConv (stride 2)" if stride == 2 else "3x3 DWConv") in branch
     assert branch[-2:] == ["1x1 GConv (g=3)", "BN"]
     assert labels["box:relu"] == "ReLU"
@@ -118,5 +118,5 @@ def test_unit_diagram_is_read_from_the_unit(stride, shuffle, grouped_first, tmp_
 def test_layer_labels():
     unit = ShuffleUnit(12, 48, groups=3, stride=2)
     assert [plotting.layer_label(m)[0] for m in unit.branch] == [
-        "1x1 GConv (g=3)", "BN", "ReLU", "Channel Shuffle", "3x3 DWConv (stride 2)", "BN", "1x1 GConv (g=3)", "BN"]
+        "1x1 GConv (g=3)", "BN ReLU", "Channel Shuffle", "3x3 DWConv (stride 2)", "BN", "1x1 GConv (g=3)", "BN"]
     assert plotting.layer_label(unit.shortcut)[0] == "3x3 AVG Pool (stride 2)"

@@ -107,9 +107,10 @@ class _DtypeSpy:
                     setattr(m, attr, self._wrap(f"{name}.{attr}", getattr(m, attr)))
 
     def _wrap(self, label, method):
-        def wrapper(x):
-            out = method(x)
-            self.seen.append((label, out.dtype))
+        def wrapper(*args, **kwargs):
+            out = method(*args, **kwargs)
+            for a in (out if isinstance(out, tuple) else (out,)):      # a unit's AddReLU returns (dx, dy)
+                self.seen.append((label, a.dtype))
             return out
         return wrapper
 
@@ -382,7 +383,7 @@ def test_backward_returns_the_forward_dtype_even_for_a_float64_dout(rng):
 
 
 # --------------------------------------------------------------------------------------------------------------
-# the network's shortcuts: batch norm fused with its ReLU (fast kernels only), the stem without the image gradient
+# the network's fused pairs (one pass in the fast set, composed for a student's), the stem without the image gradient
 # --------------------------------------------------------------------------------------------------------------
 def _net_step(model, x, y, **backward_options):
     _, dlogits = F.softmax_cross_entropy(model(x), y)
@@ -397,7 +398,7 @@ def _small_net_and_batch():
     return model, rng.standard_normal((3, 3, 32, 32)).astype(np.float32), rng.integers(0, 6, 3)
 
 
-def test_fast_kernels_fuse_batch_norm_with_its_relu_and_give_the_same_bits():
+def test_the_fast_fused_pairs_give_the_bits_of_the_plain_fast_pairs_one_after_the_other():
     import numpy_shufflenet as ns
     from numpy_shufflenet import fast
 
@@ -405,13 +406,16 @@ def test_fast_kernels_fuse_batch_norm_with_its_relu_and_give_the_same_bits():
     unit = model.stage2[1]
     fused_dx, fused_grads = _net_step(model, x, y)
     model(x)
-    assert unit.branch.bn1._cache[0] is fast.batchnorm2d_relu_backward          # the fused kernel ran
+    assert unit.branch.bn1._cache[0] is fast.batchnorm2d_relu_backward          # the one-pass kernels ran
     assert model.stem.bn._cache[0] is fast.batchnorm2d_relu_backward
-    # The same fast ReLU, but handed in as a student's pair: no fusion, the two layers run one after the other.
+    assert unit.relu._cache[0] is fast.add_relu_backward
+    assert model.stage2[0].relu._cache[0] is fast.concat_relu_backward
+    # The same fast ReLU, but handed in as a student's pair: every fused pair is composed of the plain ones.
     with ns.use_kernels({"relu_forward": fast.relu_forward, "relu_backward": fast.relu_backward}):
         separate_dx, separate_grads = _net_step(model, x, y)
         model(x)
-        assert unit.branch.bn1._cache[0] is fast.batchnorm2d_backward
+        assert unit.branch.bn1._cache[0] is not fast.batchnorm2d_relu_backward
+        assert unit.relu._cache[0] is not fast.add_relu_backward
     assert np.array_equal(fused_dx, separate_dx)
     for name in fused_grads:
         assert np.array_equal(fused_grads[name], separate_grads[name]), name
@@ -420,12 +424,12 @@ def test_fast_kernels_fuse_batch_norm_with_its_relu_and_give_the_same_bits():
 def test_reference_and_student_kernels_run_batch_norm_then_relu_as_written():
     import numpy_shufflenet as ns
     from numpy_shufflenet import functional
+    from numpy_shufflenet.nn import ReLU
 
     model, x, y = _small_net_and_batch()
     with ns.use_kernels("reference"):
         model(x)
-        bn1, relu1 = model.stage2[1].branch.bn1, model.stage2[1].branch.relu1
-        assert bn1._cache[0] is functional.batchnorm2d_backward and relu1._cache[0] is functional.relu_backward
+        assert model.stage2[1].branch.bn1._cache[0] is functional.batchnorm2d_relu_backward
     calls = []
 
     def student_relu_forward(x):
@@ -434,34 +438,50 @@ def test_reference_and_student_kernels_run_batch_norm_then_relu_as_written():
 
     with ns.use_kernels({"relu_forward": student_relu_forward, "relu_backward": functional.relu_backward}):
         model(x)
-    relus = [m for _, m in model.named_modules() if type(m).__name__ == "ReLU"]
+    relus = [m for _, m in model.named_modules() if isinstance(m, ReLU) or type(m).__name__ == "BatchNormReLU2d"]
+    assert len(relus) == 1 + 16 + 16                     # the stem's BN ReLU, every unit's bn1 and its end
     assert len(calls) == len(relus)                      # every ReLU of the network ran the student's function
 
 
-def test_a_batch_norm_that_is_not_followed_by_its_relu_is_plain_batch_norm():
-    from numpy_shufflenet.nn import BatchNorm2d, ReLU
+@pytest.mark.parametrize("kernels", ["fast", "reference"])
+def test_batch_norm_relu_is_batch_norm_then_relu(kernels):
+    import numpy_shufflenet as ns
+    from numpy_shufflenet.nn import BatchNorm2d, BatchNormReLU2d
 
     rng = np.random.default_rng(12)
     x = rng.standard_normal((2, 4, 3, 3)).astype(np.float32)
-    plain, linked = BatchNorm2d(4), BatchNorm2d(4)
-    linked.fuse_relu(ReLU())
-    out = linked(x)
-    assert (out >= 0).all() and np.array_equal(out, np.maximum(plain(x), 0))
-    assert (plain(x) < 0).any()
-    with pytest.raises(TypeError, match="fuse_relu: expected a ReLU module"):
-        plain.fuse_relu(BatchNorm2d(4))
-    assert [n for n, _ in linked.named_children()] == []          # the ReLU does not become a child
+    plain, fused = BatchNorm2d(4), BatchNormReLU2d(4)
+    dout = rng.standard_normal(x.shape).astype(np.float32)
+    with ns.use_kernels(kernels):
+        out, normalised = fused(x), plain(x)
+        expected = np.maximum(normalised, 0)
+        assert (out >= 0).all() and (normalised < 0).any() and np.array_equal(out, expected)
+        fused.backward(dout)
+        plain.backward(dout * (expected > 0))
+    for p, q in zip(fused.parameters(), plain.parameters()):
+        np.testing.assert_allclose(p.grad, q.grad, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(fused.running_mean, plain.running_mean)
+    assert list(fused.state_dict()) == list(plain.state_dict()) and list(fused.named_children()) == []
 
 
 @pytest.mark.parametrize("kernels", ["fast", "reference"])
 def test_the_stem_can_skip_the_image_gradient(kernels):
     import numpy_shufflenet as ns
+    from numpy_shufflenet.kernels import KERNEL_NAMES, KernelSet
 
     model, x, y = _small_net_and_batch()
-    with ns.use_kernels(kernels):
+    with ns.use_kernels(kernels) as active:
         dx, grads = _net_step(model, x, y)
-        none, grads_without = _net_step(model, x, y, input_grad=False)
+        asked = []
+
+        def conv2d_backward(dout, cache, **options):
+            asked.append(options.get("need_dx", True))
+            return active["conv2d_backward"](dout, cache, **options)
+
+        spy = KernelSet("spy", {**{k: active[k] for k in KERNEL_NAMES}, "conv2d_backward": conv2d_backward})
+        with ns.use_kernels(spy):
+            none, grads_without = _net_step(model, x, y, input_grad=False)
     assert dx.shape == x.shape and none is None
-    assert model.stem.conv.needs_input_grad                         # the flag is back for the next pass
+    assert asked[-1] is False and not any(a is False for a in asked[:-1])     # only the stem's conv skips dx
     for name in grads:
         assert np.array_equal(grads[name], grads_without[name]), name

@@ -237,7 +237,9 @@ def test_add_relu_is_relu_of_the_sum_bitwise(layout, dtype):
     assert out.dtype == dtype and out.strides == x.strides           # the input's memory layout
     np.testing.assert_array_equal(out, ref)
     dout = rng.standard_normal(x.shape).astype(dtype)
-    np.testing.assert_array_equal(fast.fused_relu_backward(dout, cache), functional.relu_backward(dout, ref_cache))
+    dx, dy = fast.add_relu_backward(dout, cache)
+    np.testing.assert_array_equal(dx, functional.relu_backward(dout, ref_cache))
+    np.testing.assert_array_equal(dy, dx)
     np.testing.assert_array_equal(x, x0), np.testing.assert_array_equal(y, y0)       # inputs untouched
 
 
@@ -251,7 +253,10 @@ def test_concat_relu_is_relu_of_the_concatenation_bitwise(layout):
     assert out.shape == (3, 11, 5, 6) and out.transpose(0, 2, 3, 1).flags.c_contiguous       # channels-last
     np.testing.assert_array_equal(out, ref)
     dout = rng.standard_normal(out.shape)
-    np.testing.assert_array_equal(fast.fused_relu_backward(dout, cache), functional.relu_backward(dout, ref_cache))
+    da, db = fast.concat_relu_backward(dout, cache)
+    d_ref = functional.relu_backward(dout, ref_cache)
+    assert da.shape == a.shape and db.shape == b.shape
+    np.testing.assert_array_equal(da, d_ref[:, :4]), np.testing.assert_array_equal(db, d_ref[:, 4:])
 
 
 @pytest.mark.parametrize("call, error, message", [
@@ -267,13 +272,74 @@ def test_concat_relu_is_relu_of_the_concatenation_bitwise(layout):
      r"concat_relu: expected a to be 4-D"),
     (lambda: fast.concat_relu_forward(np.ones((1, 1, 2, 2), int), np.ones((1, 1, 2, 2))), TypeError,
      r"concat_relu: expected a to have a float dtype"),
-    (lambda: fast.fused_relu_backward(np.ones((2, 3)), None), ValueError,
-     r"fused_relu: backward called before forward"),
-    (lambda: fast.fused_relu_backward(np.ones((2, 3)), fast.relu_forward(np.ones((2, 3)))[1]), TypeError,
-     r"fused_relu: expected the FusedReluCache of a fused_relu forward pass, got ReluCache"),
-    (lambda: fast.fused_relu_backward(np.ones((2, 4)), fast.add_relu_forward(np.ones((2, 3)), np.ones((2, 3)))[1]),
-     ValueError, r"fused_relu: expected dout of the forward output's shape \(2, 3\), got \(2, 4\)"),
+    (lambda: fast.add_relu_backward(np.ones((2, 3)), None), ValueError,
+     r"add_relu: backward called before forward"),
+    (lambda: fast.add_relu_backward(np.ones((2, 3)), fast.relu_forward(np.ones((2, 3)))[1]), TypeError,
+     r"add_relu: expected the FastAddReluCache of a add_relu forward pass, got ReluCache"),
+    (lambda: fast.add_relu_backward(np.ones((2, 4)), fast.add_relu_forward(np.ones((2, 3)), np.ones((2, 3)))[1]),
+     ValueError, r"add_relu: expected dout of the forward output's shape \(2, 3\), got \(2, 4\)"),
+    (lambda: fast.concat_relu_backward(np.ones((1, 2, 1, 1)), fast.add_relu_forward(np.ones((1, 2, 1, 1)),
+                                                                                     np.ones((1, 2, 1, 1)))[1]),
+     TypeError, r"concat_relu: expected the FastConcatReluCache of a concat_relu forward pass, got FastAddReluCache"),
+    (lambda: fast.batchnorm2d_relu_forward(np.ones((2, 3, 4, 4)), np.ones(4), np.zeros(4)), ValueError,
+     r"batchnorm2d_relu: expected x with 4 channels"),
+    (lambda: fast.batchnorm2d_relu_backward(np.ones((2, 3, 4, 4)), None), ValueError,
+     r"batchnorm2d_relu: backward called before forward"),
+    (lambda: fast.batchnorm2d_relu_backward(np.ones((2, 3, 4, 4)),
+                                            fast.batchnorm2d_forward(np.ones((2, 3, 4, 4)), np.ones(3),
+                                                                     np.zeros(3))[1]),
+     TypeError, r"batchnorm2d_relu: expected the FastBatchNormReluCache of a batchnorm2d_relu forward pass, "
+                r"got FastBatchNormCache"),
+    (lambda: fast.concat_relu_backward(np.ones((2, 3, 4, 4)), functional.concat_relu_forward(np.ones((2, 1, 4, 4)),
+                                                                                             np.ones((2, 2, 4, 4)))[1]),
+     TypeError, r"concat_relu: expected the FastConcatReluCache of a concat_relu forward pass, got ConcatReluCache"),
 ])
-def test_fused_unit_ends_refuse_bad_input(call, error, message):
+def test_fused_pairs_refuse_bad_input_naming_the_pair(call, error, message):
     with pytest.raises(error, match=message):
         call()
+
+
+# --------------------------------------------------------------------------------------------------------------
+# the fused pairs of the contract: fast (one pass) == functional (the plain pairs one after the other)
+# --------------------------------------------------------------------------------------------------------------
+def _fused_case(name, rng, layout, dtype):
+    """``(args, kwargs, buffers)`` of one call of the fused pair ``name``; the 4-D inputs stored by ``layout``."""
+    x = layout(_with_specials(rng.standard_normal((3, 6, 5, 4))).astype(dtype)) if name != "batchnorm2d_relu" \
+        else layout(rng.standard_normal((3, 6, 5, 4)).astype(dtype))
+    if name == "add_relu":
+        return (x, layout(rng.standard_normal(x.shape).astype(dtype))), {}, ()
+    if name == "concat_relu":
+        return (x, layout(rng.standard_normal((3, 2, 5, 4)).astype(dtype))), {}, ()
+    gamma, beta = (1 + rng.standard_normal(6)).astype(dtype), rng.standard_normal(6).astype(dtype)
+    buffers = (np.zeros(6, dtype), np.ones(6, dtype))
+    return (x, gamma, beta), dict(momentum=0.3), buffers
+
+
+@pytest.mark.parametrize("layout", [lambda a: a, channels_last], ids=["nchw", "channels_last"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("name", ["batchnorm2d_relu", "add_relu", "concat_relu"])
+def test_fused_pairs_equal_the_textbooks(name, layout, dtype):
+    """The one-pass kernels give the textbook's numbers: bitwise for the unit ends (the same additions and
+    maximums), to rounding for batch norm + ReLU; in any input layout; the inputs are never modified."""
+    rng = np.random.default_rng(31)
+    args, kwargs, buffers = _fused_case(name, rng, layout, dtype)
+    copies = [a.copy(order="K") for a in args]                   # the same numbers in the same layout
+    results = {}
+    for kernels in (functional, fast):
+        own = [b.copy() for b in buffers]
+        extra = dict(zip(("running_mean", "running_var"), own))
+        with np.errstate(invalid="ignore"):                      # inf - inf in the specials: NaN, as PyTorch
+            out, cache = getattr(kernels, f"{name}_forward")(*args, **kwargs, **extra)
+        dout = np.random.default_rng(7).standard_normal(out.shape).astype(dtype)
+        grads = getattr(kernels, f"{name}_backward")(channels_last(dout) if kernels is fast else dout, cache)
+        results[kernels.__name__] = [out, *grads, *own]
+        for a, c in zip(args, copies):
+            assert a.tobytes() == c.tobytes() and a.strides == c.strides, f"{kernels.__name__} modified an input"
+    ref, got = results["numpy_shufflenet.functional"], results["numpy_shufflenet.fast"]
+    assert len(got) == len(ref) == 1 + len(args) + len(buffers)
+    for i, (g, r) in enumerate(zip(got, ref)):
+        assert g.shape == r.shape and g.dtype == r.dtype == dtype, f"{name} result {i}"
+        if name == "batchnorm2d_relu":
+            assert rel_error(g, r) < (1e-10 if dtype == np.float64 else 1e-4), f"{name} result {i}"
+        else:
+            np.testing.assert_array_equal(g, r, err_msg=f"{name} result {i}")

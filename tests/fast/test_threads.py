@@ -161,8 +161,8 @@ def _kernel_runs(rng, x):
         "max pool": pair(fast.max_pool2d_forward, fast.max_pool2d_backward, kernel_size=3, stride=2, padding=1),
         "avg pool": pair(fast.avg_pool2d_forward, fast.avg_pool2d_backward, kernel_size=3, stride=2, padding=1),
         "relu": pair(fast.relu_forward, fast.relu_backward),
-        "add + relu": pair(lambda x: fast.add_relu_forward(x, 0.5 - x * x), fast.fused_relu_backward),
-        "concat + relu": pair(lambda x: fast.concat_relu_forward(x, x[:, :2] - 0.25), fast.fused_relu_backward),
+        "add + relu": pair(lambda x: fast.add_relu_forward(x, 0.5 - x * x), fast.add_relu_backward),
+        "concat + relu": pair(lambda x: fast.concat_relu_forward(x, x[:, :2] - 0.25), fast.concat_relu_backward),
         "shuffle": pair(fast.channel_shuffle_forward, fast.channel_shuffle_backward, groups=3),
     }
 

@@ -329,3 +329,22 @@ def test_dtype_preserved(rng, forward, backward, dtype, x_shape, F, kernel, stri
         out64, _ = forward(x.astype(np.float64), w.astype(np.float64), None if b is None else b.astype(np.float64),
                            stride=stride, padding=padding, groups=groups)
         np.testing.assert_allclose(out, out64, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("x_shape, F, kernel, stride, padding, groups, bias", [
+    ((2, 3, 7, 7), 6, 3, 2, 1, 1, True),                 # a stem: dense 3x3, stride 2
+    ((2, 6, 5, 5), 6, 3, 1, 1, 6, False),                # depthwise
+    ((2, 6, 4, 4), 9, 1, 1, 0, 3, False),                # pointwise group
+])
+def test_need_dx_false_skips_only_dx(rng, x_shape, F, kernel, stride, padding, groups, bias):
+    """A network's first layer needs no dx: ``need_dx=False`` gives None for it and the same dw and db."""
+    x = rng.standard_normal(x_shape)
+    w = rng.standard_normal((F, x_shape[1] // groups, kernel, kernel))
+    b = rng.standard_normal(F) if bias else None
+    out, cache = conv2d_forward(x, w, b, stride=stride, padding=padding, groups=groups)
+    dout = rng.standard_normal(out.shape)
+    dx, dw, db = conv2d_backward(dout, cache)
+    none, dw_only, db_only = conv2d_backward(dout, cache, need_dx=False)
+    assert dx.shape == x.shape and none is None
+    np.testing.assert_array_equal(dw_only, dw)
+    assert (db_only is None) == (db is None) and (db is None or np.array_equal(db_only, db))

@@ -232,8 +232,8 @@ def test_layout_mismatches_are_clear_errors():
 def test_official_order_is_the_authors_unit_and_the_default_is_unchanged():
     default = ShuffleUnit(24, 24, groups=3, stride=1)
     official = ShuffleUnit(24, 24, groups=3, stride=1, shuffle_order="official")
-    assert default.branch.names == ["conv1", "bn1", "relu1", "shuffle", "conv2", "bn2", "conv3", "bn3"]
-    assert official.branch.names == ["conv1", "bn1", "relu1", "conv2", "bn2", "shuffle", "conv3", "bn3"]
+    assert default.branch.names == ["conv1", "bn1", "shuffle", "conv2", "bn2", "conv3", "bn3"]
+    assert official.branch.names == ["conv1", "bn1", "conv2", "bn2", "shuffle", "conv3", "bn3"]
     assert official.branch.shuffle.groups == 2 and default.branch.shuffle.groups == 3     # mid // g = 6 // 3
 
 

@@ -7,7 +7,7 @@ from numpy_shufflenet.functional import avg_pool2d_forward
 from numpy_shufflenet.analysis.counting import count_flops, count_params, summary, summary_rows
 from numpy_shufflenet.gradcheck import check_module, randomize_batchnorm
 from numpy_shufflenet.models import GROUPS, SCALES, ShuffleNet, ShuffleUnit, stage_widths
-from numpy_shufflenet.nn import AvgPool2d, ChannelShuffle, Conv2d
+from numpy_shufflenet.nn import AddReLU, AvgPool2d, BatchNorm2d, BatchNormReLU2d, ChannelShuffle, ConcatReLU, Conv2d
 
 
 def _unit(in_channels, out_channels, stride, rng, **kw):
@@ -41,7 +41,13 @@ def test_bn2_bias_gradient_is_structurally_zero():
 
 def test_unit_structure_follows_figure_2():
     unit = ShuffleUnit(240, 480, groups=3, stride=2)
-    assert unit.branch.names == ["conv1", "bn1", "relu1", "shuffle", "conv2", "bn2", "conv3", "bn3"]
+    assert unit.branch.names == ["conv1", "bn1", "shuffle", "conv2", "bn2", "conv3", "bn3"]
+    assert type(unit.branch.bn1) is BatchNormReLU2d and type(unit.branch.bn2) is BatchNorm2d     # "BN ReLU", "BN"
+    assert type(unit.relu) is ConcatReLU and type(ShuffleUnit(24, 24, groups=3, stride=1).relu) is AddReLU
+    # the state dict keeps the names of separate layers (weight files and interop/layouts.py rely on them)
+    assert [k for k in unit.state_dict() if k.startswith("branch.bn1")] == [
+        "branch.bn1.weight", "branch.bn1.bias", "branch.bn1.running_mean", "branch.bn1.running_var"]
+    assert {"stem.bn.weight", "stem.bn.running_var"} <= set(ShuffleNet(scale=0.25, num_classes=4).state_dict())
     assert (unit.branch.conv1.in_channels, unit.branch.conv1.out_channels, unit.branch.conv1.groups) == (240, 120, 3)
     assert (unit.branch.conv2.groups, unit.branch.conv2.stride, unit.branch.conv2.kernel_size) == (120, (2, 2), (3, 3))
     assert (unit.branch.conv3.out_channels, unit.branch.conv3.groups) == (240, 3)      # 480 - 240

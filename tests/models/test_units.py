@@ -13,7 +13,7 @@ from numpy_shufflenet.paper.experiments import plain_shuffle_unit, shuffle_branc
 from numpy_shufflenet.analysis.counting import count_flops, count_params
 from numpy_shufflenet.gradcheck import check_module, randomize_batchnorm
 from numpy_shufflenet.models import ShuffleUnit
-from numpy_shufflenet.nn import BatchNorm2d, Conv2d, Linear, Sequential
+from numpy_shufflenet.nn import BatchNorm2d, Conv2d, Linear, ReLU, Sequential
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -213,7 +213,8 @@ def test_residual_stack_unit_is_a_shuffle_unit(rng):
 def test_shuffle_branch_options(rng):
     no_bn = shuffle_branch(24, 3, batchnorm=False, rng=rng)
     assert no_bn.names == ["conv1", "relu1", "shuffle", "conv2", "conv3"]
-    assert shuffle_branch(24, 1, rng=rng).names == ["conv1", "bn1", "relu1", "conv2", "bn2", "conv3", "bn3"]
+    assert type(no_bn.relu1) is ReLU and not any(isinstance(m, BatchNorm2d) for m in no_bn)   # bn1's ReLU stays
+    assert shuffle_branch(24, 1, rng=rng).names == ["conv1", "bn1", "conv2", "bn2", "conv3", "bn3"]
     he = shuffle_branch(480, 3, rng=np.random.default_rng(5))
     lecun = shuffle_branch(480, 3, init="lecun", rng=np.random.default_rng(5))
     np.testing.assert_allclose(lecun.conv1.weight.data, he.conv1.weight.data / np.sqrt(2), rtol=1e-6)

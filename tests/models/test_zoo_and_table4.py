@@ -9,7 +9,7 @@ input, and the new modules pass a numeric gradient check in float64.
 import numpy as np
 import pytest
 
-from numpy_shufflenet import paper
+from numpy_shufflenet import nn, paper
 from numpy_shufflenet.models import (TABLE4_STRUCTURES, alexnet, build_shapes_only, depthwise_bottleneck_unit, fire,
                                      googlenet, inception, macro_network, mobilenet_v1, shufflenet_with_widths,
                                      squeezenet, table4_network, vgg16)
@@ -94,7 +94,8 @@ def test_alexnet_groups_halve_the_grouped_layers():
                          ids=["ShuffleNet", "MobileNet", "table4_network", "shufflenet_with_widths"])
 def test_every_network_starts_with_one_conv_bn_relu_stem(build):
     stem = build().stem
-    assert [name for name, _ in stem.named_children()] == ["conv", "bn", "relu"]
+    assert [name for name, _ in stem.named_children()] == ["conv", "bn"]
+    assert isinstance(stem.bn, nn.BatchNormReLU2d)                       # the "BN ReLU" of paper Fig. 2
     assert (stem.conv.kernel_size, stem.conv.stride, stem.conv.padding) == ((3, 3), (2, 2), (1, 1))
     assert stem.conv.bias is None and stem.bn.num_features == stem.conv.out_channels
 

@@ -315,3 +315,67 @@ def test_flatten_keeps_an_empty_batch():
     flatten = nn.Flatten()
     assert flatten.forward(np.zeros((0, 3, 2, 2))).shape == (0, 12)           # as PyTorch's nn.Flatten
     assert flatten.backward(np.zeros((0, 12))).shape == (0, 3, 2, 2)
+# backward(dout, *, input_grad=True) everywhere
+# --------------------------------------------------------------------------------------------------------------
+def _module_classes():
+    import numpy_shufflenet.models  # noqa: F401  (its Module subclasses register themselves)
+    import numpy_shufflenet.paper.experiments  # noqa: F401
+    seen, todo = set(), [nn.Module]
+    while todo:
+        cls = todo.pop()
+        for sub in cls.__subclasses__():
+            if sub not in seen and sub.__module__.startswith("numpy_shufflenet"):
+                seen.add(sub)
+                todo.append(sub)
+    return sorted(seen, key=lambda c: c.__qualname__)
+
+
+def test_every_modules_backward_takes_the_input_grad_keyword():
+    import inspect
+    classes = _module_classes()
+    assert {"Conv2d", "BatchNormReLU2d", "AddReLU", "ConcatReLU", "Sequential", "ShuffleUnit",
+            "ShuffleNet"} <= {c.__name__ for c in classes}
+    for cls in classes:
+        param = inspect.signature(cls.backward).parameters.get("input_grad")
+        assert param is not None and param.kind is inspect.Parameter.KEYWORD_ONLY and param.default is True, cls
+
+
+@pytest.mark.parametrize("module, shape", [
+    (nn.Conv2d(3, 4, 3, padding=1, bias=True), (2, 3, 5, 5)), (nn.BatchNorm2d(3), (2, 3, 4, 4)),
+    (nn.BatchNormReLU2d(3), (2, 3, 4, 4)), (nn.ReLU(), (2, 3, 4, 4)), (nn.ChannelShuffle(3), (2, 3, 4, 4)),
+    (nn.MaxPool2d(2), (2, 3, 4, 4)), (nn.CeilMaxPool2d(3, 2), (2, 3, 6, 6)), (nn.AvgPool2d(3, 2, 1), (2, 3, 5, 5)),
+    (nn.GlobalAvgPool2d(), (2, 3, 4, 4)), (nn.Flatten(), (2, 3, 2, 2)), (nn.Linear(3, 2), (4, 3)),
+    (nn.GroupReadout(1, 3), (2, 3, 4, 4)),
+    (nn.Sequential(nn.Conv2d(3, 6, 1), nn.BatchNormReLU2d(6), nn.Conv2d(6, 3, 1, groups=3)), (2, 3, 4, 4)),
+    (nn.Concat(nn.Conv2d(3, 2, 1), nn.AvgPool2d(3, 1, 1)), (2, 3, 4, 4)),
+    (nn.Residual(nn.Sequential(nn.Conv2d(3, 3, 1), nn.BatchNorm2d(3))), (2, 3, 4, 4)),
+], ids=lambda v: type(v).__name__ if isinstance(v, nn.Module) else None)
+def test_input_grad_false_returns_none_and_the_same_parameter_gradients(rng, module, shape):
+    module = module.to(np.float64)
+    x = rng.standard_normal(shape)
+    out = module(x)
+    dout = rng.standard_normal(out.shape)
+    dx = module.backward(dout)
+    grads = [p.grad.copy() for p in module.parameters()]
+    module(x)
+    assert dx.shape == x.shape and module.backward(dout, input_grad=False) is None
+    for p, g in zip(module.parameters(), grads):
+        np.testing.assert_array_equal(p.grad, g)
+
+
+@pytest.mark.parametrize("kernels", ["fast", "reference"])
+def test_the_two_input_relus_end_a_unit(rng, kernels):
+    import numpy_shufflenet as ns
+    x, y, b = rng.standard_normal((2, 3, 4, 4)), rng.standard_normal((2, 3, 4, 4)), rng.standard_normal((2, 5, 4, 4))
+    dout, dcat = rng.standard_normal(x.shape), rng.standard_normal((2, 8, 4, 4))
+    add, cat = nn.AddReLU(), nn.ConcatReLU()
+    with ns.use_kernels(kernels):
+        assert_same(add(x, y), np.maximum(x + y, 0))
+        dx, dy = add.backward(dout)
+        assert_same(dx, dout * (x + y > 0)) and assert_same(dy, dout * (x + y > 0))
+        assert_same(cat(x, b), np.maximum(np.concatenate([x, b], axis=1), 0))
+        da, db = cat.backward(dcat)
+        mask = np.concatenate([x, b], axis=1) > 0
+        assert_same(da, (dcat * mask)[:, :3]) and assert_same(db, (dcat * mask)[:, 3:])
+        assert add.backward(dout, input_grad=False) is None
+    assert isinstance(add, nn.ReLU) and add.output_shape((3, 4, 4)) == (3, 4, 4)

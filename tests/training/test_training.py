@@ -160,7 +160,7 @@ def test_shuffle_ablation_runs_and_formats():
     assert "56.3% -> 55.0%" in text and "+-" in text
 
 
-def test_fit_skips_the_image_gradient_only_where_the_model_can():
+def test_fit_skips_the_image_gradient_of_every_model():
     rng = np.random.default_rng(9)
     model = ShuffleNet(groups=3, scale=0.25, num_classes=10, rng=rng, dtype=np.float64)
     x, y = rng.standard_normal((4, 3, 32, 32)), rng.integers(0, 10, 4)
@@ -173,7 +173,13 @@ def test_fit_skips_the_image_gradient_only_where_the_model_can():
         np.testing.assert_allclose(p.grad, g, rtol=1e-12, atol=1e-15)   # the same parameter gradients
     assert with_dx.shape == x.shape
     linear = Sequential({"flatten": Flatten(), "fc": Linear(12, 3, rng=rng, dtype=np.float64)})
-    assert parameter_gradients(linear) == linear.backward            # no such option: the plain backward
+    d = rng.standard_normal((2, 3))
+    linear(rng.standard_normal((2, 3, 2, 2)))
+    assert linear.backward(d).shape == (2, 3, 2, 2)
+    expected = [p.grad.copy() for p in linear.parameters()]
+    assert parameter_gradients(linear)(d) is None                     # every module takes input_grad
+    for p, g in zip(linear.parameters(), expected):
+        np.testing.assert_array_equal(p.grad, g)
 
 
 # --------------------------------------------------------------------------------------------------------------
