@@ -28,7 +28,7 @@ python -m numpy_shufflenet make-student "$root/notebooks" "$stage/notebooks"
 ln -s "$root/tests" "$stage/tests"
 
 export NUMPY_SHUFFLENET_DOCS_ROOT="$root"
-export MPLBACKEND=Agg
+unset MPLBACKEND                         # the kernel's own inline backend, so that the figures reach the pages
 unset NUMPY_SHUFFLENET_GRADING           # the pages show what students see: unfinished exercises say so
 start=$SECONDS
 python -m sphinx -W --keep-going -q -b html -d "$doctrees" "$stage" "$out"

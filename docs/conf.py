@@ -51,6 +51,7 @@ napoleon_google_docstring = False
 napoleon_numpy_docstring = True
 napoleon_use_rtype = False
 add_module_names = False
+highlight_language = "none"      # a docstring's literal blocks are equations and tables, not Python
 
 # --- math: MathJax from the sphinx-mathjax-offline wheel, copied into _static (never a CDN) -----------------------
 mathjax_path = "mathjax/tex-chtml.js"
@@ -64,6 +65,9 @@ html_theme_options = {
     "use_download_button": True,
     "use_fullscreen_button": False,
 }
+html_context = {"default_mode": "auto"}     # light or dark as the reader's system says, from the first visit
+html_favicon = "_static/favicon.svg"        # (without one the browser asks for /favicon.ico, which is not there)
+html_static_path = ["_static"]
 html_show_sourcelink = True
 html_last_updated_fmt = None
-suppress_warnings = []
+smartquotes = False          # text says what the code says: '--jobs', "Table 2's errors" stay as they are

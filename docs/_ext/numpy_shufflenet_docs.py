@@ -18,6 +18,7 @@ the code does.
 import contextlib
 import importlib
 import importlib.util
+import inspect
 import io
 import os
 import re
@@ -159,6 +160,37 @@ def _ancestors(node):
     while node is not None:
         yield node
         node = node.parent
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# what a cache holds
+# ----------------------------------------------------------------------------------------------------------------
+_FIELD_ALIAS = re.compile(r"^Alias for field number \d+$")
+
+
+def field_comment(cls, field):
+    """The comment after ``field``'s line in the class body of a ``NamedTuple`` (``xhat: np.ndarray  # ...``)."""
+    try:
+        source = inspect.getsource(cls)
+    except (OSError, TypeError):
+        return None
+    match = re.search(rf"^\s+{re.escape(field)}\s*:[^#\n]*#\s*(.+)$", source, re.MULTILINE)
+    return match.group(1).strip() if match else None
+
+
+def describe_fields(app, what, name, obj, options, lines):
+    """A ``NamedTuple`` field's docstring says "Alias for field number 0"; say what the field holds instead, from
+    the comment on its line in the source (caches name what they keep there)."""
+    if what not in ("attribute", "property") or len(lines) != 1 or not _FIELD_ALIAS.match(lines[0].strip()):
+        return
+    owner, _, field = name.rpartition(".")
+    module, _, cls_name = owner.rpartition(".")
+    try:
+        cls = getattr(importlib.import_module(module), cls_name)
+    except (ImportError, AttributeError):
+        return
+    comment = field_comment(cls, field)
+    lines[:] = [comment] if comment else []
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -338,6 +370,7 @@ def setup(app):
     app.connect("config-inited", check_mathjax_path)
     app.connect("build-finished", copy_mathjax)
     app.connect("doctree-resolved", link_literals)
+    app.connect("autodoc-process-docstring", describe_fields)
     app.add_directive("ns-text", TextDirective)
     app.add_directive("ns-acceptance-table", AcceptanceTableDirective)
     app.add_directive("ns-cli", CliDirective)
