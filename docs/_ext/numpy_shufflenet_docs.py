@@ -228,11 +228,15 @@ class AcceptanceTableDirective(Directive):
         rows = tables.acceptance_rows()
         if any(len(r) != len(header) for r in rows):
             raise self.error(f"ns-acceptance-table: expected rows of {len(header)} values from acceptance_rows()")
-        return [_table(header, rows, classes=["ns-acceptance"])]
+        wide = nodes.compound(classes=["full-width"])     # the book theme lets it use the margin too (a docutils
+        #                                                   "container" would get Bootstrap's .container width)
+        wide += _table(header, rows, classes=["ns-acceptance"])
+        return [wide]
 
 
 def _table(header, rows, classes=()):
-    table = nodes.table(classes=list(classes))
+    """A table node; each value is a string (a paragraph) or a node. Columns take the width their text needs."""
+    table = nodes.table(classes=["colwidths-auto", *classes])
     group = nodes.tgroup(cols=len(header))
     table += group
     for _ in header:
@@ -245,7 +249,9 @@ def _table(header, rows, classes=()):
             row = nodes.row()
             for value in values_row:
                 entry = nodes.entry()
-                entry += nodes.paragraph(text=str(value))
+                para = nodes.paragraph()
+                para += value if isinstance(value, nodes.Node) else nodes.Text(str(value))
+                entry += para
                 row += entry
             target += row
     return table
@@ -333,18 +339,19 @@ class OnlyIfDirective(Directive):
 
 class ExercisesDirective(Directive):
     """``.. ns-exercises::``: every graded exercise of the course's notebooks, its kind and points, read from the
-    nbgrader metadata of the student copies the site shows (``notebooks/`` of the staged source)."""
+    nbgrader metadata of the student copies the site shows (``notebooks/`` of the staged source); an exercise
+    links to its check in the reference, ``course.check_<exercise>``, where there is one."""
 
     def run(self):
         import nbformat
 
-        from numpy_shufflenet.course import release
+        from numpy_shufflenet.course import checks, release
 
         env = self.state.document.settings.env
         paths = sorted((Path(env.srcdir) / "notebooks").glob("*.ipynb"))
         if not paths:
             raise self.error("ns-exercises: no notebooks in the site's notebooks/ folder")
-        rows, total = [], 0
+        rows, total, count = [], 0, 0
         for path in paths:
             nb = nbformat.read(path, as_version=4)
             points = {}
@@ -358,12 +365,27 @@ class ExercisesDirective(Directive):
                     name, kind = release.exercise_of_check(meta["grade_id"]) or meta["grade_id"], "code"
                 got = points.setdefault(name, [kind, 0])
                 got[1] += meta.get("points", 0)
-            for name, (kind, p) in points.items():
-                rows.append((path.stem, name, kind, f"{p:g}"))
+            for i, (name, (kind, p)) in enumerate(points.items()):
+                label = nodes.literal(text=name)
+                if hasattr(checks, f"check_{name}"):                  # the exercise's entry in the reference
+                    ref = addnodes.pending_xref("", refdomain="py", reftype="func", refexplicit=True,
+                                                reftarget=f"{checks.__name__}.check_{name}")
+                    ref += label
+                    label = ref
+                rows.append((_doc_link(f"/notebooks/{path.stem}", path.stem.split("_")[0]) if i == 0 else "",
+                             label, kind, f"{p:g}"))
                 total += p
-        rows.append(("all notebooks", f"{len(rows)} exercises", "", f"{total:g}"))
-        env.note_dependency(str(Path(env.srcdir) / "notebooks"))
+                count += 1
+        rows.append(("all", f"{count} exercises", "", f"{total:g}"))
         return [_table(("notebook", "exercise", "kind", "points"), rows, classes=["ns-exercises"])]
+
+
+def _doc_link(docname, text):
+    """A link to the page ``docname`` (resolved when the site is written) showing ``text``."""
+    ref = addnodes.pending_xref("", refdomain="std", reftype="doc", reftarget=docname, refexplicit=True,
+                                refwarn=True)
+    ref += nodes.inline(text=text)
+    return ref
 
 
 def setup(app):

@@ -274,6 +274,19 @@ def test_the_command_line_page_has_every_command(site):
         assert ext.cli_help([command]).splitlines()[0] in text, f"the command line page lacks {command}"
 
 
+def test_the_instructor_page_lists_every_exercise(site):
+    nbformat = pytest.importorskip("nbformat")
+    from numpy_shufflenet.course import release
+
+    text = _text_of_html((site / "instructors" / "index.html").read_text(encoding="utf-8"))
+    for path in NOTEBOOKS:
+        for cell in nbformat.read(path, as_version=4).cells:
+            meta = release.nbgrader_meta(cell)
+            if meta.get("grade"):
+                name = release.exercise_of_check(meta["grade_id"]) or meta["grade_id"]
+                assert name in text, f"the instructor page does not list {path.name}'s exercise {name!r}"
+
+
 def test_every_page_loads_only_from_the_site(site):
     """No ``src`` or ``href`` of a script, style sheet, image or font points off the site; MathJax is local."""
     remote = re.compile(r'<(script|link|img|iframe|source)\b[^>]*\b(src|href)="((https?:)?//[^"]+)"', re.IGNORECASE)
@@ -367,6 +380,14 @@ Promise.all([loaded, typeset]).then(() => {
 """
 
 
+_SHOW_FIRST_FIGURE = """
+const figure = document.querySelector(".cell_output img");
+if (!figure) { return false; }
+figure.scrollIntoView({block: "center"});
+return true;
+"""
+
+
 def _requests(driver):
     """The URLs the page asked for and the responses that failed, from Chromium's performance log."""
     urls, failed = [], []
@@ -406,8 +427,10 @@ def test_every_page_in_chromium(site, served, chromium):
         urls, failed = _requests(chromium)
         console = [e["message"] for e in chromium.get_log("browser") if e["level"] == "SEVERE"]
         off = [u for u in urls if _off_machine(u)]
-        shot = SHOTS / (name.replace("/", "__").removesuffix(".html") + ".png")
-        chromium.save_screenshot(str(shot))
+        shot = name.replace("/", "__").removesuffix(".html")
+        chromium.save_screenshot(str(SHOTS / f"{shot}.png"))
+        if chromium.execute_script(_SHOW_FIRST_FIGURE):           # a notebook's first figure, as a reader scrolls
+            chromium.save_screenshot(str(SHOTS / f"{shot}__first-figure.png"))
         rows.append((name, found["formulas"], found["images"], len(off), len(console), len(urls)))
         if found["sources"] and not found["mathjax"]:
             problems.append(f"{name}: {found['sources']} formulas but MathJax did not load")
