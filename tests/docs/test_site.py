@@ -248,6 +248,55 @@ def test_course_pages_link_to_the_reference(site):
                 f"{page.name}: link {href}: no entry {anchor!r} on {target_path.name}"
 
 
+def _literal_blocks(doc):
+    """The literal blocks (after a ``::``) of a docstring, each as its list of stripped lines."""
+    blocks, lines = [], doc.splitlines()
+    for i, line in enumerate(lines):
+        if not line.rstrip().endswith("::"):
+            continue
+        indent = len(line) - len(line.lstrip())
+        block = []
+        for follow in lines[i + 1:]:
+            if follow.strip() and len(follow) - len(follow.lstrip()) <= indent:
+                break
+            block.append(follow.strip())
+        blocks.append([b for b in block if b])
+    return [b for b in blocks if b]
+
+
+def test_each_functional_pair_has_its_page_with_equations_and_shapes(site):
+    """Every module of ``functional/`` has a page with its text, its equations exactly as the docstrings write
+    them (every literal block, line by line), and an entry with the shapes for every pair."""
+    import importlib
+    import inspect
+    import pkgutil
+
+    import numpy_shufflenet.functional as functional
+
+    equations = 0
+    for info in pkgutil.iter_modules(functional.__path__):
+        module = importlib.import_module(f"{functional.__name__}.{info.name}")
+        page = site / "textbook" / "functional" / f"{info.name}.html"
+        assert page.is_file(), f"functional/{info.name}.py has no page in the reference"
+        raw = page.read_text(encoding="utf-8")
+        lines = {line.strip() for line in _text_of_html(raw).splitlines()}
+        docs = [inspect.getdoc(module)] + [inspect.getdoc(f) for name, f in vars(module).items()
+                                           if inspect.isfunction(f) and f.__module__ == module.__name__
+                                           and not name.startswith("_")]
+        for block in (b for doc in docs if doc for b in _literal_blocks(doc)):
+            for line in block:
+                assert line in lines, f"{page.name}: the equation line {line!r} is not shown as written"
+                equations += 1
+        for name, f in vars(module).items():
+            if inspect.isfunction(f) and f.__module__ == module.__name__ and name.endswith("_forward"):
+                anchor = f'id="{module.__name__}.{name}"'
+                assert anchor in raw, f"{page.name}: no entry for {name}"
+                entry = raw[raw.index(anchor) + len(anchor):]
+                entry = entry[:entry.find('<dt class="sig') % (len(entry) + 1)]     # up to the next entry
+                assert "Returns" in entry and "shape" in entry, f"{page.name}: {name}'s entry shows no shapes"
+    assert equations > 20, f"only {equations} lines of equations found in the docstrings of functional/"
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # the generated pages
 # ----------------------------------------------------------------------------------------------------------------
