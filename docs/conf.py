@@ -50,6 +50,7 @@ autodoc_preserve_defaults = True
 napoleon_google_docstring = False
 napoleon_numpy_docstring = True
 napoleon_use_rtype = False
+napoleon_use_param = False       # a type written as prose ("int, groups of ...") is text, not cross-references
 add_module_names = False
 highlight_language = "none"      # a docstring's literal blocks are equations and tables, not Python
 

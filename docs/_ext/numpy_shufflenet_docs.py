@@ -9,10 +9,14 @@ the code does.
 * **Links to the reference.** Inline code in the pages' text (``F.conv2d_forward``, ``count_flops``,
   ``flow.connectivity(...)``, ``conv_naive.py``) becomes a link to the object's entry in the API reference when it
   names exactly one documented object (:func:`resolve`). Code cells and their outputs are left alone.
-* **Generated text.** ``ns-text`` puts the string a function of the package returns into a literal block
-  (``.. ns-text:: numpy_shufflenet.paper.tables.format_table1``, or a string constant); ``ns-acceptance-table`` renders
-  :func:`numpy_shufflenet.paper.tables.acceptance_rows` as a table; ``ns-cli`` shows ``--help`` of every command of
-  ``python -m numpy_shufflenet`` (or of the commands named).
+* **What a cache holds.** A ``NamedTuple`` field's entry shows the comment of its line in the source instead of
+  "Alias for field number 0" (:func:`describe_fields`).
+* **Generated text.** ``ns-text`` puts a string of the package (a constant, or what a function returns) into a
+  literal block; ``ns-acceptance-table`` renders :func:`numpy_shufflenet.paper.tables.acceptance_rows` as a table;
+  ``ns-cli`` shows ``--help`` of every command of ``python -m numpy_shufflenet``; ``ns-exercises`` lists the
+  graded exercises of the notebooks with their points; ``ns-only-if COMMAND [--option]`` keeps its content only
+  when the command line has that command and option, so that a page about the grader is true of the version it
+  is built with.
 """
 
 import contextlib
@@ -57,29 +61,28 @@ def mathjax_source():
     if spec is None or not spec.submodule_search_locations:
         raise ExtensionError(f"the docs need the PyPI package {MATHJAX_PACKAGE!r} for MathJax (install the docs "
                              f"extra: python -m pip install -e \".[docs]\")")
-    folder = Path(list(spec.submodule_search_locations)[0]) / "static" / "mathjax"
+    folder = Path(next(iter(spec.submodule_search_locations))) / "static" / "mathjax"
     if not (folder / MATHJAX_ENTRY).is_file():
         raise ExtensionError(f"{MATHJAX_PACKAGE}: expected {MATHJAX_ENTRY} in {folder}, found none")
     return folder
 
 
-def _unused_bundles(folder, names):
-    """The combined MathJax bundles at the top of its folder that no page loads (every one but the entry)."""
-    if Path(folder) != _unused_bundles.top:
-        return []
-    return [n for n in names if n.endswith(".js") and n != MATHJAX_ENTRY and n not in ("core.js", "loader.js",
-                                                                                      "startup.js")]
-
-
 def copy_mathjax(app, exc):
+    """Copy MathJax into the site, without the combined bundles at the top of its folder that no page loads."""
     if exc is not None or app.builder.format != "html":
         return
     source = mathjax_source()
     target = Path(app.outdir) / "_static" / "mathjax"
     if target.exists():
         shutil.rmtree(target)
-    _unused_bundles.top = source
-    shutil.copytree(source, target, ignore=_unused_bundles)
+
+    def unused_bundles(folder, names):
+        if Path(folder) != source:
+            return []
+        return [n for n in names if n.endswith(".js") and n not in (MATHJAX_ENTRY, "core.js", "loader.js",
+                                                                    "startup.js")]
+
+    shutil.copytree(source, target, ignore=unused_bundles)
 
 
 def check_mathjax_path(app, config):
@@ -134,9 +137,8 @@ def link_literals(app, doctree, docname):
     """Make each inline literal of ``docname`` that names one documented object a link to its entry."""
     domain = app.env.get_domain("py")
     objects = {name: entry.objtype for name, entry in domain.objects.items()}
-    for name, entry in domain.modules.items():
+    for name in domain.modules:
         objects.setdefault(name, "module")
-    targets = {name: entry for name, entry in domain.objects.items()}
     for literal in list(doctree.findall(nodes.literal)):
         if any(isinstance(p, (nodes.reference, addnodes.pending_xref, addnodes.desc_signature,
                               nodes.literal_block)) for p in _ancestors(literal)):
@@ -144,8 +146,8 @@ def link_literals(app, doctree, docname):
         full = resolve(literal.astext(), objects)
         if full is None:
             continue
-        if full in targets:
-            todoc, anchor = targets[full].docname, targets[full].node_id
+        if full in domain.objects:
+            todoc, anchor = domain.objects[full].docname, domain.objects[full].node_id
         else:
             module = domain.modules[full]
             todoc, anchor = module.docname, module.node_id
