@@ -32,5 +32,5 @@ unset MPLBACKEND                         # the kernel's own inline backend, so t
 unset NUMPY_SHUFFLENET_GRADING           # the pages show what students see: unfinished exercises say so
 start=$SECONDS
 python -m sphinx -W --keep-going -q -b html -d "$doctrees" "$stage" "$out"
-pages=$(find "$out" -name '*.html' | wc -l)
+pages=$(find "$out" -name '*.html' -not -path '*/_static/*' | wc -l)
 echo "docs/build.sh: $pages pages, $(du -sh "$out" | cut -f1) in $out ($((SECONDS - start)) s)"
