@@ -1194,9 +1194,9 @@ class StudentKernels:
     ``StudentKernels(namespace)`` takes a dict (``globals()`` of the notebook) or any object, and uses these of
     its functions, in the exercises' signatures:
 
-    ================================  ==========================================  ===========================
+    ================================= ============================================ ==========================
     name                              signature                                    runs
-    ================================  ==========================================  ===========================
+    ================================= ============================================ ==========================
     ``group_conv1x1_forward``         ``(x, w, groups) -> out``                    1x1 convolutions
     ``pointwise_group_conv_backward`` ``(dout, x, w, groups) -> (dx, dw)``         their backward
     ``depthwise_conv_forward``        ``(x, w, stride) -> out``                    3x3 depthwise, padding 1
@@ -1208,7 +1208,7 @@ class StudentKernels:
     ``batchnorm_backward``            ``(dout, x, gamma, eps) -> (dx, dg, db)``    its backward (training)
     ``linear_backward``               ``(dout, x, w) -> (dx, dw, db)``             the classifier's backward
     ``softmax_cross_entropy``         ``(logits, labels) -> (loss, dlogits)``      the loss
-    ================================  ==========================================  ===========================
+    ================================= ============================================ ==========================
 
     Every other layer (the dense stem convolution, ReLU, pooling, a convolution with a bias) and every function
     that is missing or still raises ``NotImplementedError`` falls back to :mod:`numpy_shufflenet.functional`;

@@ -111,6 +111,8 @@ class ShuffleUnit(Module):
         ReLU) with ``ChannelShuffle(groups)``; ``"official"`` after bn2 with ``ChannelShuffle(mid_channels //
         groups)``, the authors' released unit.
 
+    Notes
+    -----
     Shapes: ``(N, in_channels, H, W) -> (N, out_channels, H // stride rounded up, ...)``.
     Children, in forward order: ``branch`` (a ``Sequential`` named conv1, bn1 (a ``BatchNormReLU2d``), shuffle,
     conv2, bn2, conv3, bn3; with ``shuffle_order="official"``: conv1, bn1, conv2, bn2, shuffle, conv3, bn3),
@@ -242,6 +244,8 @@ class ShuffleNet(Sequential):
         the deep stack trains much faster from scratch on small data (Goyal et al. 2017; PyTorch's ResNet has the
         same switch). The authors' ImageNet models do not do this, hence the default False.
 
+    Notes
+    -----
     Shapes: ``(N, in_channels, H, W) -> (N, num_classes)`` for any ``H, W >= 32`` (32 = 2**5: each of the five
     stride-2 steps halves the feature map); the global pool adapts to the final size (7x7 for 224x224).
     """

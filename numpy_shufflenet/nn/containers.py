@@ -89,6 +89,8 @@ class Residual(Module):
         False drops the identity shortcut: the unit is then just ``branch`` followed by a ReLU (a "plain" unit,
         as in the plain networks the ResNet paper compares against).
 
+    Notes
+    -----
     Children, in forward order: ``branch`` and ``relu``. The backward pass of the addition sends the upstream
     gradient down *both* paths and adds what comes back::
 
