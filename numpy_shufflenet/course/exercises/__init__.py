@@ -4,11 +4,11 @@
 :class:`~numpy_shufflenet.course.exercise.Exercise`; :func:`exercises_of` lists a notebook's, in its order.
 """
 
-from . import nb01, nb02, nb03, nb04
+from . import nb01, nb02, nb03, nb04, nb05, nb06, nb07, nb08, nb09
 
 __all__ = ["CATALOGUE", "exercises_of", "NOTEBOOKS"]
 
-NOTEBOOKS = (nb01, nb02, nb03, nb04)
+NOTEBOOKS = (nb01, nb02, nb03, nb04, nb05, nb06, nb07, nb08, nb09)
 CATALOGUE = {ex.name: ex for module in NOTEBOOKS for ex in module.EXERCISES}
 
 
