@@ -15,8 +15,8 @@ from . import checks
 from .checks import *            # noqa: F401,F403  (every check_<exercise>: checks.__all__ lists them)
 from .exercise import CheckFailed, ExerciseNotDone
 from .exercises import CATALOGUE, exercises_of
-from .exercises.nb09 import checked_unit
+from .exercises.nb09 import checked_unit, tiny_shufflenet
 from .student_kernels import StudentKernels
 
 __all__ = checks.__all__ + ["CATALOGUE", "exercises_of", "ExerciseNotDone", "CheckFailed", "StudentKernels",
-                            "checked_unit"]
+                            "checked_unit", "tiny_shufflenet"]

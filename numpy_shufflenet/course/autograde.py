@@ -59,6 +59,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from .manual import merge_manual, read_manual, rubrics, total_rows
 from .release import (ANSWER_STUB, MAX_NOTEBOOK_BYTES, check_nbgrader, check_notebook, exercise_of_check,
                       nbgrader_meta, read_notebook, strip_outputs, student_source)
 
@@ -70,7 +71,7 @@ __all__ = [
 
 GRADING_ENV = "NUMPY_SHUFFLENET_GRADING"
 COLUMNS = ("student", "notebook", "exercise", "points", "max_points", "status", "message")
-STATUSES = ("passed", "failed", "not done", "error", "timeout", "not run", "missing", "invalid", "manual")
+STATUSES = ("passed", "failed", "not done", "error", "timeout", "not run", "missing", "invalid", "manual", "total")
 DEFAULT_TIMEOUT = 300.0          # seconds for all the cells of one run of one notebook
 MAX_OUTPUT_BYTES = 2 * 2**20     # outputs kept per run; beyond it, printed text and pictures are dropped
 MAX_RUNS = 3                     # runs of one notebook: the first, and one more per exercise that hangs
@@ -522,7 +523,7 @@ def _check_timeout(timeout):
 
 
 def grade_dir(submissions, source="notebooks", out="grades.csv", feedback=None, timeout=DEFAULT_TIMEOUT,
-              log=None, **options):
+              log=None, manual=None, **options):
     """Grade every ``submissions/<student>/<notebook>.ipynb`` against the notebooks of ``source``.
 
     Writes ``out`` (a CSV file with the columns :data:`COLUMNS`) and ``feedback/<student>.md`` (default: a
@@ -559,6 +560,9 @@ def grade_dir(submissions, source="notebooks", out="grades.csv", feedback=None, 
     if not students:
         raise ValueError(f"grade: SUBMISSIONS {str(submissions)!r} holds no student folder (expected "
                          f"SUBMISSIONS/<student>/<notebook>.ipynb)")
+    written = {(s.name, a.name, ex.name): ex.max_points for s in students for a in assignments
+               for ex in a.exercises if ex.kind == "manual"}
+    by_hand = {} if manual is None else read_manual(manual, written)
     grades = []
     for student_dir in students:
         for assignment in assignments:
@@ -571,9 +575,10 @@ def grade_dir(submissions, source="notebooks", out="grades.csv", feedback=None, 
             grades.extend(rows)
             if log is not None:
                 log(_summary_line(rows))
+    merge_manual(grades, by_hand)
     out.parent.mkdir(parents=True, exist_ok=True)
     write_csv(grades, out)
-    write_feedback(grades, feedback, {s.name: _ungraded(s, assignments) for s in students})
+    write_feedback(grades, feedback, {s.name: _ungraded(s, assignments) for s in students}, rubrics(assignments))
     return grades
 
 
@@ -599,18 +604,20 @@ def _summary_line(rows):
 
 
 def write_csv(grades, path):
-    """Write ``grades`` to the CSV file ``path`` (columns :data:`COLUMNS`)."""
+    """Write ``grades`` to the CSV file ``path`` (columns :data:`COLUMNS`), then their totals per student and
+    notebook and per student (:func:`~numpy_shufflenet.course.manual.total_rows`)."""
     with open(path, "w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=COLUMNS)
         writer.writeheader()
-        for g in grades:
+        for g in list(grades) + total_rows(grades):
             writer.writerow(g.row())
 
 
-def write_feedback(grades, directory, ungraded=None):
+def write_feedback(grades, directory, ungraded=None, rubrics=None):
     """Write one Markdown file per student, ``directory/<student>.md``: every exercise's points, status and
-    message, what the checks of the exercises not passed printed, and the written answers. Returns the paths
-    written."""
+    message, what the checks of the exercises not passed printed, and the written answers, each followed by its
+    model answer and rubric from ``rubrics`` (``{(notebook, exercise): text}``) for the instructor who grades
+    them. Returns the paths written."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     by_student = {}
@@ -623,10 +630,10 @@ def write_feedback(grades, directory, ungraded=None):
         manual = sum(_totals(rows)[2] for rows in notebooks.values())
         lines = [f"# Feedback for {student}", "",
                  f"Autograded: **{_number(got)} of {_number(most)} points**"
-                 + (f"; written answers worth {_number(manual)} points are graded by hand." if manual else "."), ""]
+                 + (f"; written answers worth {_number(manual)} points are graded by hand." if manual else "."),
+                 f"Total: {_total_line([g for rows in notebooks.values() for g in rows])}.", ""]
         for notebook, rows in notebooks.items():
-            n_got, n_most, _ = _totals(rows)
-            lines += [f"## {notebook}: {_number(n_got)} of {_number(n_most)}", ""]
+            lines += [f"## {notebook}: {_total_line(rows)}", ""]
             if len(rows) > 1 and len({(g.status, g.message) for g in rows}) == 1:     # the notebook as a whole
                 lines += [f"- every exercise ({rows[0].status}): {_one_line(rows[0].message, 2000)}", ""]
                 continue
@@ -636,6 +643,7 @@ def write_feedback(grades, directory, ungraded=None):
                 if g.details and g.status != "passed":           # what the checks printed, where it helps
                     fence = "````" if "```" in g.details else "```"
                     lines += ["", f"  {fence}"] + [f"  {line}" for line in g.details.splitlines()] + [f"  {fence}"]
+                lines += _rubric_lines(g, rubrics or {})
             lines.append("")
         extra = (ungraded or {}).get(student, [])
         if extra:
@@ -644,6 +652,20 @@ def write_feedback(grades, directory, ungraded=None):
         path.write_text("\n".join(lines), encoding="utf-8")
         paths.append(path)
     return paths
+
+
+def _total_line(rows):
+    """``"7 of 11 points (2 of 2 by hand)"``, or with the written answers still to grade."""
+    total = total_rows(rows)[-1]
+    return f"{_number(total.points)} of {_number(total.max_points)} points ({total.message})"
+
+
+def _rubric_lines(g, rubrics):
+    """The model answer and rubric under a written answer in the feedback (quoted), if the notebook has one."""
+    text = rubrics.get((g.notebook, g.exercise)) if g.manual else None
+    if not text:
+        return []
+    return ["", "  Model answer and rubric (instructor notebook):", ""] + [f"  > {line}" for line in text.splitlines()]
 
 
 def format_table(grades):

@@ -431,8 +431,9 @@ class Exercise:
             outcomes = [o for o, m in zip(outcomes, mine) if m]
         stub = next((o for o in outcomes if _is_not_done(o)), None)
         if stub is not None:
-            why = stub.error[len(NOT_DONE):].lstrip(": ")
-            needs = f" (or a function it uses: {', '.join(self.needs)})" if self.needs else ""
+            why = re.sub(r"^exercise: (\w+)$", r"\1 still raises NotImplementedError",
+                         stub.error[len(NOT_DONE):].lstrip(": "))
+            needs = f" (it uses {', '.join(self.needs)})" if self.needs else ""
             return Verdict(0.0, self.points, "not done", f"{self.name}: not done yet{needs}" +
                            (f": {why}" if why else "") + ". Write it, run its cell, then this check again.")
         results = [self._judge_case(c, o) for c, o in zip(cases, outcomes)]
