@@ -595,7 +595,7 @@ class Exercise:
         for name in named:
             share = "" if counts[name] == len(wrong) else f" (in {counts[name]} of the {len(wrong)} wrong cases)"
             lines.append(f"Diagnosis: {name}{share}. {self._explain(name)}".rstrip())
-        if not any(n in self._mistake_names() for n in named):
+        if self.accept is not None or not any(n in self._mistake_names() for n in named):
             value_wrong = [i for i in wrong if not results[i].values_ok]
             if value_wrong:
                 first = value_wrong[0]

@@ -131,7 +131,9 @@ def _unit_with(name, wrong):
 
 
 def _draw_unit(rng, i):
-    c_in, c_out, stride = ((24, 24, 1), (24, 48, 2))[i % 2]
+    stride = 1 + i % 2
+    c_in = 12 * int(rng.integers(2, 4)) if stride == 1 else 12 * int(rng.integers(1, 3))
+    c_out = c_in * stride                  # m = c_out / 4 splits into 3 groups of at least 2 channels
     N, H, W = 2, int(rng.integers(4, 8)), int(rng.integers(4, 8))
     x = normal(rng, (N, c_in, H, W))
     dout = normal(rng, (N, c_out, (H - 1) // stride + 1, (W - 1) // stride + 1))
