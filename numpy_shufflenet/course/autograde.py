@@ -17,10 +17,10 @@ For each submission:
    deleted hidden test counts for nothing. A solution cell that is missing, or still the stub of the student
    copy, is ``missing`` or ``not done``.
 2. **Put them into the instructor notebook** in place of the solutions, and run it top to bottom in a fresh
-   kernel (nbclient, errors allowed, so one failing cell does not stop the cells after it), with the environment
-   variable ``NUMPY_SHUFFLENET_GRADING=1``: a check that finds the student's function still raising
-   ``NotImplementedError`` then raises too, instead of printing "not done yet" as it does for a student. The
-   kernel starts in an empty temporary folder and gets ``timeout`` seconds for all the cells of the notebook
+   kernel (nbclient, errors allowed, so one failing cell does not stop the cells after it): the course's checks
+   raise ``ExerciseNotDone`` for a function that still raises ``NotImplementedError``, in grading as in the
+   student's own notebook. (``NUMPY_SHUFFLENET_GRADING=1`` is still set, for notebooks whose own checks read
+   it.) The kernel starts in an empty temporary folder and gets ``timeout`` seconds for all the cells of the notebook
    (counted from the start of the first cell; the kernel's start-up has its own limit). When the time runs out
    inside one exercise (an infinite loop, say), that exercise gets ``timeout`` and the notebook is run again
    with its solution blanked, so the other exercises are still graded (at most :data:`MAX_RUNS` runs). The
