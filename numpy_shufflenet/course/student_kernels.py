@@ -114,20 +114,15 @@ class StudentKernels:
 
     def conv2d_backward(self, dout, cache):
         route = cache[0]
-        if route == "1x1":
-            _, x, w, groups = cache
-            got = self._use("pointwise_group_conv_backward", dout, x, w, groups)
+        if route in ("1x1", "dw"):                  # the 4th entry: the groups (1x1) or the stride (depthwise)
+            _, x, w, arg = cache
+            name = "pointwise_group_conv_backward" if route == "1x1" else "depthwise_conv_backward"
+            got = self._use(name, dout, x, w, arg)
             if got is not None:
                 dx, dw = got[0]
                 return dx, dw, None
-            cache = ("package", F.conv2d_forward(x, w, groups=groups)[1])
-        elif route == "dw":
-            _, x, w, s = cache
-            got = self._use("depthwise_conv_backward", dout, x, w, s)
-            if got is not None:
-                dx, dw = got[0]
-                return dx, dw, None
-            cache = ("package", F.conv2d_forward(x, w, stride=s, padding=1, groups=x.shape[1])[1])
+            kwargs = {"groups": arg} if route == "1x1" else {"stride": arg, "padding": 1, "groups": x.shape[1]}
+            cache = ("package", F.conv2d_forward(x, w, **kwargs)[1])
         self._package("conv2d_backward")
         return F.conv2d_backward(dout, cache[1])
 

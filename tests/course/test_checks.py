@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from numpy_shufflenet import course
-from numpy_shufflenet.course.exercise import (Case, CheckFailed, ExerciseNotDone, Outcome, call, check, run)
+from numpy_shufflenet.course.exercise import (CheckFailed, ExerciseNotDone, Outcome, call, check, run)
 from numpy_shufflenet.course.exercises import CATALOGUE, exercises_of
 from numpy_shufflenet.course.exercises import nb09
 

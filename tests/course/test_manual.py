@@ -87,7 +87,8 @@ def test_rubrics_come_from_the_instructor_notebooks_answer_cells():
     from types import SimpleNamespace
 
     root = Path(__file__).resolve().parents[2] / "notebooks"
-    assignments = [SimpleNamespace(name=p.name, nb=nbformat.read(p, as_version=4)) for p in sorted(root.glob("0*.ipynb"))]
+    assignments = [SimpleNamespace(name=p.name, nb=nbformat.read(p, as_version=4))
+                   for p in sorted(root.glob("0*.ipynb"))]
     found = manual.rubrics(assignments)
     assert ("01_group_convolution_and_parameters.ipynb", "question_equal_cost") in found
     assert all(text.startswith("**Model answer.**") and "**Rubric** (" in text for text in found.values())

@@ -34,7 +34,8 @@ CONV_PARAMS = Exercise(
         Mistake("divided by groups twice", _COUNT + " The blog's g blocks of (c_out/g) x (c_in/g) are the same "
                 "count: divide once.", lambda ci, co, k, g=1: ci * co * k * k // (g * g)),
         Mistake("the kernel's area left out", _COUNT, lambda ci, co, k, g=1: ci * co // g),
-        Mistake("kernel size not squared", _COUNT + " The window has k * k taps.", lambda ci, co, k, g=1: ci * co * k // g),
+        Mistake("kernel size not squared", _COUNT + " The window has k * k taps.",
+                lambda ci, co, k, g=1: ci * co * k // g),
         Mistake("returned a float where an int is asked for", "c_in / groups is a float in Python 3: use //.",
                 lambda ci, co, k, g=1: co * (ci / g) * k * k),
     ))
@@ -45,13 +46,16 @@ def _group_conv1x1(x, w, groups):
     return F.conv2d_forward(x, w, groups=groups)[0]
 
 
-def _draw_conv1x1(rng, i):
+def _draw_conv1x1(rng, i, backward=False):
+    """``(x, w, groups)``, or ``(dout, x, w, groups)`` for the backward pass (notebook 04)."""
     dt = dtype_of_case(i)
     g = pick(rng, i, (3, 2, 1), (1, 2, 3, 4))
-    N, H, W = int(rng.integers(1, 4)), int(rng.integers(1, 5)), int(rng.integers(1, 5))
+    N, H, W = int(rng.integers(2, 4)), int(rng.integers(1, 5)), int(rng.integers(1, 5))
     c_in, c_out = multiple_of(rng, g, 1, 4), multiple_of(rng, g, 1, 4)
-    x, w = normal(rng, (N, c_in, H, W), dt), normal(rng, (c_out, c_in // g, 1, 1), dt)
-    return case((x, w, g), label(dt, N=N, C_in=c_in, C_out=c_out, H=H, W=W, g=g))
+    args = (normal(rng, (N, c_in, H, W), dt), normal(rng, (c_out, c_in // g, 1, 1), dt), g)
+    if backward:
+        args = (normal(rng, (N, c_out, H, W), dt),) + args
+    return case(args, label(dt, N=N, C_in=c_in, C_out=c_out, H=H, W=W, groups=g))
 
 
 def _interleaved(channels, groups):
@@ -152,7 +156,8 @@ UNIT_COST = Exercise(
     args=("c", "m", "g", "h", "w"), returns=(Out("params", "int"), Out("mult_adds", "int")),
     draw=_draw_unit_cost, reference=_unit_cost, mistakes=(
         Mistake("batch-norm parameters left out", "count_params counts every trainable number: the three batch "
-                "norms add gamma and beta per channel, 2 * (m + m + c).", lambda c, m, g, h, w: _cost(c, m, g, h, w, bn=False)),
+                "norms add gamma and beta per channel, 2 * (m + m + c).",
+                lambda c, m, g, h, w: _cost(c, m, g, h, w, bn=False)),
         Mistake("the 3x3 counted as a dense convolution", "The 3x3 of a ShuffleNet unit is depthwise: 9 "
                 "multiply-adds per pixel and channel, 9m, not 9m^2.",
                 lambda c, m, g, h, w: (_cost(c, m, g, h, w)[0], h * w * (2 * c * m // g + 9 * m * m))),

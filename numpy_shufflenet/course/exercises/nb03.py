@@ -1,5 +1,7 @@
 """Notebook 03, building ShuffleNet: the depthwise convolution, batch norm, the stride-2 unit; a written question."""
 
+import functools
+
 import numpy as np
 
 from ... import functional as F
@@ -14,13 +16,16 @@ def _depthwise(x, w, stride=1):
     return F.conv2d_forward(x, w, stride=stride, padding=1, groups=x.shape[1])[0]
 
 
-def _draw_depthwise(rng, i):
+def _draw_depthwise(rng, i, backward=False):
+    """``(x, w, stride)``, or ``(dout, x, w, stride)`` for the backward pass (notebook 04)."""
     dt = dtype_of_case(i)
     stride = pick(rng, i, (1, 2, 2, 1), (1, 2))
     N, C = int(rng.integers(1, 3)), int(rng.integers(1, 5))
     H, W = pick(rng, i, (4, 5, 7, 1), (2, 3, 4, 5, 6, 7)), int(rng.integers(2, 8))
-    x, w = normal(rng, (N, C, H, W), dt), normal(rng, (C, 1, 3, 3), dt)
-    return case((x, w, stride), label(dt, N=N, C=C, H=H, W=W, stride=stride))
+    args = (normal(rng, (N, C, H, W), dt), normal(rng, (C, 1, 3, 3), dt), stride)
+    if backward:
+        args = (normal(rng, (N, C, (H - 1) // stride + 1, (W - 1) // stride + 1), dt),) + args
+    return case(args, label(dt, N=N, C=C, H=H, W=W, stride=stride))
 
 
 def _taps(x, w, stride, pad=1, keep_last_only=False, out_hw=None):
@@ -256,14 +261,14 @@ STRIDE2_UNIT_BACKWARD = Exercise(
     returns=(Out("dx_shortcut"), Out("dbranch")), draw=lambda rng, i: _draw_stride2(rng, i, backward=True),
     reference=_stride2_backward, mistakes=(
         Mistake("ReLU mask forgotten", "The unit's last ReLU passes the gradient only where out > 0: start from "
-                "dout * (out > 0).", lambda *a: _stride2_backward_variant(*a, mask=False)),
+                "dout * (out > 0).", functools.partial(_stride2_backward_variant, mask=False)),
         Mistake("split in the wrong order", "The first C channels of the output are the shortcut, the rest the "
-                "branch.", lambda *a: _stride2_backward_variant(*a, split_last=True)),
+                "branch.", functools.partial(_stride2_backward_variant, split_last=True)),
         Mistake("the pool's gradient not divided by 9", "Each input of a window gets 1/9 of that window's "
-                "gradient.", lambda *a: _stride2_backward_variant(*a, divide=False)),
-        Mistake("`=` instead of `+=` in the pool's backward", "3x3 windows with stride 2 overlap: a pixel in two "
-                "windows gets the gradient of both, so accumulate with +=.",
-                lambda *a: _stride2_backward_variant(*a, assign=True)),
+                "gradient.", functools.partial(_stride2_backward_variant, divide=False)),
+        Mistake("`=` instead of `+=` in the pool's backward",
+                "3x3 windows with stride 2 overlap: a pixel in two windows gets the gradient of both, so accumulate "
+                "with +=.", functools.partial(_stride2_backward_variant, assign=True)),
         Mistake("the pool's backward missing", "dx_shortcut is the gradient with respect to x, shaped like x: send "
                 "the shortcut's part back through the 3x3 average pool.",
                 lambda dout, x, out: ((dout * (out > 0))[:, :x.shape[1]], (dout * (out > 0))[:, x.shape[1]:])),

@@ -4,8 +4,10 @@ import numpy as np
 
 from ... import functional as F
 from ..exercise import Exercise, Mistake, Out
-from .draw import case, dtype_of_case, label, multiple_of, normal, pick
-from .nb02 import _draw_channels, _shuffle, _shuffle_no_copy
+from .draw import case, dtype_of_case, label, normal, pick
+from .nb01 import _draw_conv1x1
+from .nb02 import _draw_shuffle, _shuffle, _shuffle_no_copy
+from .nb03 import _draw_depthwise
 
 NOTEBOOK = "04_gradient_check_exercises"
 
@@ -16,13 +18,6 @@ def _shuffle_backward(dout, groups):
     return F.channel_shuffle_backward(dout, cache)
 
 
-def _draw_shuffle_backward(rng, i):
-    dt = dtype_of_case(i)
-    C, g = _draw_channels(rng, i)
-    N, H, W = int(rng.integers(1, 3)), int(rng.integers(1, 4)), int(rng.integers(1, 4))
-    return case((normal(rng, (N, C, H, W), dt), g), label(dt, N=N, C=C, H=H, W=W, groups=g))
-
-
 def _shuffle_backward_into_dout(dout, groups):
     dout[...] = _shuffle_backward(dout.copy(), groups)
     return dout
@@ -30,7 +25,7 @@ def _shuffle_backward_into_dout(dout, groups):
 
 CHANNEL_SHUFFLE_BACKWARD = Exercise(
     "channel_shuffle_backward", NOTEBOOK, "the channel shuffle's backward", 2, function="channel_shuffle_backward",
-    args=("dout", "groups"), returns=(Out("dx"),), draw=_draw_shuffle_backward, reference=_shuffle_backward,
+    args=("dout", "groups"), returns=(Out("dx"),), draw=_draw_shuffle, reference=_shuffle_backward,
     mistakes=(
         Mistake("shuffle applied forward again instead of inverse", "The gradient flows back along the same wires "
                 "the other way round: dx must undo the forward's reordering (the inverse permutation), not apply "
@@ -52,16 +47,6 @@ def _conv_backward(dout, x, w, groups, stride=1, padding=0):
     return dx, dw
 
 
-def _draw_pointwise(rng, i):
-    dt = dtype_of_case(i)
-    g = pick(rng, i, (2, 3, 1), (1, 2, 3, 4))
-    N, H, W = int(rng.integers(2, 4)), int(rng.integers(1, 4)), int(rng.integers(1, 4))
-    c_in, c_out = multiple_of(rng, g, 1, 4), multiple_of(rng, g, 1, 4)
-    x, w = normal(rng, (N, c_in, H, W), dt), normal(rng, (c_out, c_in // g, 1, 1), dt)
-    dout = normal(rng, (N, c_out, H, W), dt)
-    return case((dout, x, w, g), label(dt, N=N, C_in=c_in, C_out=c_out, H=H, W=W, groups=g))
-
-
 def _interleaved(channels, groups):
     return np.arange(channels).reshape(channels // groups, groups).T.reshape(-1)
 
@@ -75,7 +60,7 @@ def _pointwise_interleaved(dout, x, w, groups):
 POINTWISE_GROUP_CONV_BACKWARD = Exercise(
     "pointwise_group_conv_backward", NOTEBOOK, "the 1x1 group convolution's backward", 3,
     function="pointwise_group_conv_backward", args=("dout", "x", "w", "groups"), returns=(Out("dx"), Out("dw")),
-    draw=_draw_pointwise, reference=_conv_backward, mistakes=(
+    draw=lambda rng, i: _draw_conv1x1(rng, i, backward=True), reference=_conv_backward, mistakes=(
         Mistake("groups interleaved instead of contiguous", "Group k is the k-th block of C/g consecutive channels: "
                 "reshape the channel axes to (groups, C // groups), groups first.", _pointwise_interleaved),
         Mistake("dw averaged over the batch", "The loss sums over the samples; the weight is shared by all of them, "
@@ -92,16 +77,6 @@ POINTWISE_GROUP_CONV_BACKWARD = Exercise(
 
 
 # -- depthwise_conv_backward ------------------------------------------------------------------------------------------
-def _draw_depthwise_backward(rng, i):
-    dt = dtype_of_case(i)
-    stride = pick(rng, i, (1, 2, 2, 1), (1, 2))
-    N, C = int(rng.integers(1, 3)), int(rng.integers(1, 4))
-    H, W = pick(rng, i, (4, 5, 7, 3), (2, 3, 4, 5, 6, 7)), int(rng.integers(2, 8))
-    x, w = normal(rng, (N, C, H, W), dt), normal(rng, (C, 1, 3, 3), dt)
-    dout = normal(rng, (N, C, (H - 1) // stride + 1, (W - 1) // stride + 1), dt)
-    return case((dout, x, w, stride), label(dt, N=N, C=C, H=H, W=W, stride=stride))
-
-
 def _depthwise_backward(dout, x, w, stride=1):
     return _conv_backward(dout, x, w, x.shape[1], stride=stride, padding=1)
 
@@ -128,7 +103,7 @@ def _depthwise_backward_taps(dout, x, w, stride=1, *, assign=False, crop=(1, -1)
 DEPTHWISE_CONV_BACKWARD = Exercise(
     "depthwise_conv_backward", NOTEBOOK, "the 3x3 depthwise convolution's backward", 3,
     function="depthwise_conv_backward", args=("dout", "x", "w", "stride"), returns=(Out("dx"), Out("dw")),
-    draw=_draw_depthwise_backward, n_cases=8, reference=_depthwise_backward, mistakes=(
+    draw=lambda rng, i: _draw_depthwise(rng, i, backward=True), n_cases=8, reference=_depthwise_backward, mistakes=(
         Mistake("`=` instead of `+=`", "An input pixel is read by several taps; its gradient is the *sum* of their "
                 "contributions, so accumulate into dx_pad with +=. With =, the last tap overwrites the others.",
                 lambda *a: _depthwise_backward_taps(*a, assign=True)),

@@ -39,7 +39,7 @@ def _cost(c_in, c_out, h, w, s, *, out_hw=None, bn=True, dense=False, pw_at_inpu
 MOBILENET_BLOCK_COST = Exercise(
     "mobilenet_block_cost", NOTEBOOK, "a MobileNet block counted by hand", 2, function="mobilenet_block_cost",
     args=("c_in", "c_out", "h", "w", "stride"), returns=(Out("params", "int"), Out("mult_adds", "int")),
-    draw=_draw_block, reference=_block_cost, mistakes=(
+    draw=_draw_block, n_cases=6, reference=_block_cost, mistakes=(
         Mistake("stride ignored", "With stride 2 the depthwise convolution's output, and so the pointwise "
                 "convolution's input, is (h - 1) // 2 + 1 by (w - 1) // 2 + 1.",
                 lambda c_in, c_out, h, w, s: _cost(c_in, c_out, h, w, s, out_hw=(h, w))),

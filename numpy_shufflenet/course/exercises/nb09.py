@@ -151,7 +151,8 @@ YOUR_LAYERS = Exercise(
                 _unit_with("batchnorm_backward", nb04.BATCHNORM_BACKWARD.mistakes[0].wrong)),
         Mistake("your channel_shuffle_backward: the shuffle applied forward again", "The backward of the shuffle is "
                 "the inverse permutation.", _unit_with("channel_shuffle_backward", nb02._shuffle)),
-        Mistake("your depthwise_conv_backward: `=` instead of `+=`", nb04.DEPTHWISE_CONV_BACKWARD.mistakes[0].explanation,
+        Mistake("your depthwise_conv_backward: `=` instead of `+=`",
+                nb04.DEPTHWISE_CONV_BACKWARD.mistakes[0].explanation,
                 _unit_with("depthwise_conv_backward", nb04.DEPTHWISE_CONV_BACKWARD.mistakes[0].wrong)),
     ))
 
