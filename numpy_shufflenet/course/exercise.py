@@ -582,20 +582,23 @@ class Exercise:
         return ""
 
     def _message(self, cases, results):
+        """The diagnosis first (it is what a grades.csv cell shows), then the explanations, then the cases."""
         wrong = [i for i, r in enumerate(results) if not r.ok]
-        labels = [cases[i].label for i in wrong]
-        head = (f"{self.name} is not right yet: {len(wrong)} of {len(cases)} cases wrong ("
-                + "; ".join(labels[:3]) + ("; ..." if len(labels) > 3 else "") + ").")
         counts = {}
         for i in wrong:
             for name in dict.fromkeys(results[i].problems + results[i].mistakes):
                 counts[name] = counts.get(name, 0) + 1
-        named = [n for n, k in counts.items() if 2 * k >= len(wrong)]
-        lines = [head]
+        catalogued = self._mistake_names()
+        named = sorted((n for n, k in counts.items() if 2 * k >= len(wrong)),
+                       key=lambda n: (n not in catalogued, n.startswith("raised "), not n.startswith("modified"), -counts[n]))
+        lines = [f"{self.name} is not right yet ({len(wrong)} of {len(cases)} cases wrong): "
+                 + ("; ".join(named) if named else "wrong values") + "."]
+        errors = [results[i].error for i in wrong if results[i].error]
         for name in named:
             share = "" if counts[name] == len(wrong) else f" (in {counts[name]} of the {len(wrong)} wrong cases)"
-            lines.append(f"Diagnosis: {name}{share}. {self._explain(name)}".rstrip())
-        if self.accept is not None or not any(n in self._mistake_names() for n in named):
+            why = self._explain(name) or next((e for e in errors if e.startswith(name[len("raised "):] + ":")), "")
+            lines.append(f"Diagnosis: {name}{share}. {why}".rstrip())
+        if self.accept is not None or not any(n in catalogued for n in named):
             value_wrong = [i for i in wrong if not results[i].values_ok]
             if value_wrong:
                 first = value_wrong[0]
@@ -604,6 +607,9 @@ class Exercise:
                 split = _separating(cases, [r.values_ok for r in results])
                 if split:
                     lines.append(split)
+        labels = [cases[i].label for i in wrong]
+        more = f"; and {len(labels) - 3} more" if len(labels) > 3 else ""
+        lines.append("Wrong cases: " + "; ".join(labels[:3]) + more + ".")
         return "\n".join(lines)
 
     def _mistake_names(self):
