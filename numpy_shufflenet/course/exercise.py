@@ -589,8 +589,9 @@ class Exercise:
             for name in dict.fromkeys(results[i].problems + results[i].mistakes):
                 counts[name] = counts.get(name, 0) + 1
         catalogued = self._mistake_names()
-        named = sorted((n for n, k in counts.items() if 2 * k >= len(wrong)),
-                       key=lambda n: (n not in catalogued, n.startswith("raised "), not n.startswith("modified"), -counts[n]))
+        named = sorted((n for n, k in counts.items() if 2 * k >= len(wrong)),     # catalogued, then inputs first
+                       key=lambda n: (n not in catalogued, n.startswith("raised "), not n.startswith("modified"),
+                                      -counts[n]))
         lines = [f"{self.name} is not right yet ({len(wrong)} of {len(cases)} cases wrong): "
                  + ("; ".join(named) if named else "wrong values") + "."]
         errors = [results[i].error for i in wrong if results[i].error]
