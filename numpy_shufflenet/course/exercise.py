@@ -324,6 +324,8 @@ def _compare(spec, got, want, tol, dtype, floor=0.0):
         return _Seen(problem, same and rel_error(g[finite], w[finite]) <= tol, "")
     if not np.all(np.isfinite(g)):
         return _Seen(problem, False, f"{name} holds {int(np.sum(~np.isfinite(g)))} nan or inf entries")
+    if w.size == 0:
+        return _Seen(problem, True, "")
     err = rel_error(g, w)
     diff = np.abs(g - w)
     if err <= tol or diff.max() <= floor:
@@ -436,7 +438,7 @@ class Exercise:
             needs = f" (it uses {', '.join(self.needs)})" if self.needs else ""
             return Verdict(0.0, self.points, "not done", f"{self.name}: not done yet{needs}" +
                            (f": {why}" if why else "") + ". Write it, run its cell, then this check again.")
-        results = [self._judge_case(c, o) for c, o in zip(cases, outcomes)]
+        results = [self._safely_judge_case(c, o) for c, o in zip(cases, outcomes)]
         if all(r.ok for r in results):
             return Verdict(float(self.points), self.points, "passed",
                            f"{self.name}: right in all {len(cases)} cases.")
@@ -487,6 +489,14 @@ class Exercise:
                 if self._arg_name(i) not in self.in_place and not _same_args(before, after):
                     problems.append(f"modified its input {self._arg_name(i)} in place")
         return values, problems
+
+    def _safely_judge_case(self, case, outcome):
+        """:meth:`_judge_case`, and a wrong case (never an exception) for a value it cannot compare."""
+        try:
+            return self._judge_case(case, outcome)
+        except Exception as err:                                # noqa: BLE001 - untrusted data, any shape
+            detail = f"the returned value could not be compared with the reference ({type(err).__name__}: {err})"
+            return _CaseResult(False, False, (), (detail,), ())
 
     def _judge_case(self, case, outcome):
         if outcome.error:
@@ -541,22 +551,20 @@ class Exercise:
             return ()
         named = []
         for mistake in self.mistakes:
-            try:
+            try:                                                # a mistake may raise or return other kinds here
                 values, args = self._run_mistake(mistake, case)
-            except Exception:                                   # noqa: BLE001 - this mistake raises here
+                if values is None:
+                    continue
+                wrong = any(not _compare(s, v, r, tol, dtype).same for s, v, r in zip(self.returns, values, want))
+                wrong |= any(not _same_close(args[i], want_args[i], tol) for i, n in enumerate(self.args)
+                             if n in self.in_place)
+                same = all(_compare(s, g, v, tol, dtype).same for s, g, v in zip(self.returns, got, values))
+                if outcome.args_after is not None:
+                    same &= all(_same_close(outcome.args_after[i], args[i], tol) for i, n in enumerate(self.args)
+                                if n in self.in_place)
+            except Exception:                                   # noqa: BLE001 - then it is not this mistake
                 continue
-            if values is None:
-                continue
-            wrong = any(not _compare(s, v, r, tol, dtype).same for s, v, r in zip(self.returns, values, want))
-            wrong |= any(not _same_close(args[i], want_args[i], tol) for i, n in enumerate(self.args)
-                         if n in self.in_place)
-            if not wrong:
-                continue
-            same = all(_compare(s, g, v, tol, dtype).same for s, g, v in zip(self.returns, got, values))
-            if outcome.args_after is not None:
-                same &= all(_same_close(outcome.args_after[i], args[i], tol) for i, n in enumerate(self.args)
-                            if n in self.in_place)
-            if same:
+            if wrong and same:
                 named.append(mistake.name)
         return tuple(named)
 

@@ -338,3 +338,15 @@ def test_every_check_is_used_by_a_notebook_and_the_finale_collects_every_functio
     assert len(finale) == 1
     defined = [node.name for node in ast.parse("".join(finale[0]["source"])).body if isinstance(node, ast.FunctionDef)]
     assert sorted(defined) == sorted(course.StudentKernels.NAMES)
+
+
+WEIRD = [None, "text", {"a": 1}, [1, "x"], np.array(["a"]), (np.zeros(3),) * 3, object(), 1e300, np.zeros(0)]
+
+
+@pytest.mark.parametrize("exercise", QUICK, ids=[e.name for e in QUICK])
+def test_any_returned_value_is_a_verdict_never_an_exception(exercise):
+    """The judge reads untrusted data: whatever comes back is a wrong case, with a message."""
+    cases = exercise.cases(0)[:2]
+    for value in WEIRD:
+        got = exercise.judge(cases, [Outcome(value=value, args_after=c.args) for c in cases])
+        assert got.status == "failed" and got.points == 0 and got.message, (value, got)
