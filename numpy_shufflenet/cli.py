@@ -81,7 +81,8 @@ def _grade(args):
     from .course.autograde import format_table, grade_dir
 
     grades = grade_dir(args.submissions, source=args.source, out=args.out, feedback=args.feedback,
-                       timeout=args.timeout, log=lambda line: print(line, file=sys.stderr, flush=True))
+                       timeout=args.timeout, log=lambda line: print(line, file=sys.stderr, flush=True),
+                       manual=args.manual)
     print(format_table(grades))
     feedback = args.feedback or str(Path(args.out).parent / "feedback")
     print(f"wrote {args.out} ({len(grades)} rows) and one feedback file per student in {feedback}")
@@ -168,8 +169,8 @@ def build_parser():
     p = commands.add_parser("grade", help="grade submitted notebooks against the instructor notebooks",
                             description="For every SUBMISSIONS/<student>/<notebook>.ipynb, put the student's "
                                         "solution and answer cells (matched by nbgrader grade_id) into the "
-                                        "instructor notebook of --source, run it in a fresh kernel with "
-                                        "NUMPY_SHUFFLENET_GRADING=1, and award each check cell's points when it "
+                                        "instructor notebook of --source, run it in a fresh kernel, "
+                                        "and award each check cell's points when it "
                                         "runs without error. Writes --out (CSV: student, notebook, exercise, "
                                         "points, max_points, status, message) and one feedback file per student. "
                                         "The students' code runs with your rights: grade in an account or "
@@ -182,6 +183,9 @@ def build_parser():
     p.add_argument("--timeout", type=_seconds, default=300.0,
                    help="seconds for all the cells of one notebook (default 300); an exercise that runs out of "
                         "time gets 0 and the notebook is run again without it")
+    p.add_argument("--manual", default=None, metavar="MANUAL.csv",
+                   help="points given by hand to written answers (CSV: student, notebook, exercise, points), "
+                        "checked before grading and merged into --out and the feedback")
     p.set_defaults(run=_grade)
 
     p = commands.add_parser("train", help="train a small ShuffleNet on the generated shapes data set",

@@ -17,10 +17,10 @@ For each submission:
    deleted hidden test counts for nothing. A solution cell that is missing, or still the stub of the student
    copy, is ``missing`` or ``not done``.
 2. **Put them into the instructor notebook** in place of the solutions, and run it top to bottom in a fresh
-   kernel (nbclient, errors allowed, so one failing cell does not stop the cells after it), with the environment
-   variable ``NUMPY_SHUFFLENET_GRADING=1``: a check that finds the student's function still raising
-   ``NotImplementedError`` then raises too, instead of printing "not done yet" as it does for a student. The
-   kernel starts in an empty temporary folder and gets ``timeout`` seconds for all the cells of the notebook
+   kernel (nbclient, errors allowed, so one failing cell does not stop the cells after it): the course's checks
+   raise ``ExerciseNotDone`` for a function that still raises ``NotImplementedError``, in grading as in the
+   student's own notebook. (``NUMPY_SHUFFLENET_GRADING=1`` is still set, for notebooks whose own checks read
+   it.) The kernel starts in an empty temporary folder and gets ``timeout`` seconds for all the cells of the notebook
    (counted from the start of the first cell; the kernel's start-up has its own limit). When the time runs out
    inside one exercise (an infinite loop, say), that exercise gets ``timeout`` and the notebook is run again
    with its solution blanked, so the other exercises are still graded (at most :data:`MAX_RUNS` runs). The
@@ -59,18 +59,18 @@ import tempfile
 import time
 from pathlib import Path
 
-from .checks import GRADING_ENV
+from .manual import merge_manual, read_manual, rubrics, total_rows
 from .release import (ANSWER_STUB, MAX_NOTEBOOK_BYTES, check_nbgrader, check_notebook, exercise_of_check,
                       nbgrader_meta, read_notebook, strip_outputs, student_source)
 
 __all__ = [
-    "GRADING_ENV", "COLUMNS", "STATUSES", "DEFAULT_TIMEOUT", "MAX_OUTPUT_BYTES", "MAX_RUNS", "MAX_NOTEBOOK_BYTES",
+    "COLUMNS", "STATUSES", "DEFAULT_TIMEOUT", "MAX_OUTPUT_BYTES", "MAX_RUNS", "MAX_NOTEBOOK_BYTES",
     "Exercise", "Assignment", "Grade", "load_assignment", "grade_notebook", "grade_dir", "check_timeout", "write_csv",
     "write_feedback", "format_table",
 ]
 
 COLUMNS = ("student", "notebook", "exercise", "points", "max_points", "status", "message")
-STATUSES = ("passed", "failed", "not done", "error", "timeout", "not run", "missing", "invalid", "manual")
+STATUSES = ("passed", "failed", "not done", "error", "timeout", "not run", "missing", "invalid", "manual", "total")
 DEFAULT_TIMEOUT = 300.0          # seconds for all the cells of one run of one notebook
 MAX_OUTPUT_BYTES = 2 * 2**20     # outputs kept per run; beyond it, printed text and pictures are dropped
 MAX_RUNS = 3                     # runs of one notebook: the first, and one more per exercise that hangs
@@ -471,7 +471,7 @@ def _execute(nb, timeout, max_output_bytes, kernel_name):
             deadline.append(time.monotonic() + timeout)
         return max(1, math.ceil(deadline[0] - time.monotonic()))
 
-    env = dict(os.environ, **{GRADING_ENV: "1", "MPLBACKEND": "Agg"})
+    env = dict(os.environ, NUMPY_SHUFFLENET_GRADING="1", MPLBACKEND="Agg")
     km = AsyncKernelManager(kernel_name=kernel_name, transport="ipc", ip=os.path.join(workdir, "kernel"))
     client = _client_class()(
         nb, max_output_bytes, km=km, kernel_name=kernel_name, allow_errors=True, interrupt_on_timeout=False,
@@ -524,7 +524,7 @@ def check_timeout(timeout):
 
 
 def grade_dir(submissions, source="notebooks", out="grades.csv", feedback=None, timeout=DEFAULT_TIMEOUT,
-              log=None, **options):
+              log=None, manual=None, **options):
     """Grade every ``submissions/<student>/<notebook>.ipynb`` against the notebooks of ``source``.
 
     Writes ``out`` (a CSV file with the columns :data:`COLUMNS`) and ``feedback/<student>.md`` (default: a
@@ -561,6 +561,9 @@ def grade_dir(submissions, source="notebooks", out="grades.csv", feedback=None, 
     if not students:
         raise ValueError(f"grade: SUBMISSIONS {str(submissions)!r} holds no student folder (expected "
                          f"SUBMISSIONS/<student>/<notebook>.ipynb)")
+    written = {(s.name, a.name, ex.name): ex.max_points for s in students for a in assignments
+               for ex in a.exercises if ex.kind == "manual"}
+    by_hand = {} if manual is None else read_manual(manual, written)
     grades = []
     for student_dir in students:
         for assignment in assignments:
@@ -573,9 +576,10 @@ def grade_dir(submissions, source="notebooks", out="grades.csv", feedback=None, 
             grades.extend(rows)
             if log is not None:
                 log(_summary_line(rows))
+    merge_manual(grades, by_hand)
     out.parent.mkdir(parents=True, exist_ok=True)
     write_csv(grades, out)
-    write_feedback(grades, feedback, {s.name: _ungraded(s, assignments) for s in students})
+    write_feedback(grades, feedback, {s.name: _ungraded(s, assignments) for s in students}, rubrics(assignments))
     return grades
 
 
@@ -601,18 +605,20 @@ def _summary_line(rows):
 
 
 def write_csv(grades, path):
-    """Write ``grades`` to the CSV file ``path`` (columns :data:`COLUMNS`)."""
+    """Write ``grades`` to the CSV file ``path`` (columns :data:`COLUMNS`), then their totals per student and
+    notebook and per student (:func:`~numpy_shufflenet.course.manual.total_rows`)."""
     with open(path, "w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=COLUMNS)
         writer.writeheader()
-        for g in grades:
+        for g in list(grades) + total_rows(grades):
             writer.writerow(g.row())
 
 
-def write_feedback(grades, directory, ungraded=None):
+def write_feedback(grades, directory, ungraded=None, rubrics=None):
     """Write one Markdown file per student, ``directory/<student>.md``: every exercise's points, status and
-    message, what the checks of the exercises not passed printed, and the written answers. Returns the paths
-    written."""
+    message, what the checks of the exercises not passed printed, and the written answers, each followed by its
+    model answer and rubric from ``rubrics`` (``{(notebook, exercise): text}``) for the instructor who grades
+    them. Returns the paths written."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     by_student = {}
@@ -625,10 +631,10 @@ def write_feedback(grades, directory, ungraded=None):
         manual = sum(_totals(rows)[2] for rows in notebooks.values())
         lines = [f"# Feedback for {student}", "",
                  f"Autograded: **{_number(got)} of {_number(most)} points**"
-                 + (f"; written answers worth {_number(manual)} points are graded by hand." if manual else "."), ""]
+                 + (f"; written answers worth {_number(manual)} points are graded by hand." if manual else "."),
+                 f"Total: {_total_line([g for rows in notebooks.values() for g in rows])}.", ""]
         for notebook, rows in notebooks.items():
-            n_got, n_most, _ = _totals(rows)
-            lines += [f"## {notebook}: {_number(n_got)} of {_number(n_most)}", ""]
+            lines += [f"## {notebook}: {_total_line(rows)}", ""]
             if len(rows) > 1 and len({(g.status, g.message) for g in rows}) == 1:     # the notebook as a whole
                 lines += [f"- every exercise ({rows[0].status}): {_one_line(rows[0].message, 2000)}", ""]
                 continue
@@ -638,6 +644,7 @@ def write_feedback(grades, directory, ungraded=None):
                 if g.details and g.status != "passed":           # what the checks printed, where it helps
                     fence = "````" if "```" in g.details else "```"
                     lines += ["", f"  {fence}"] + [f"  {line}" for line in g.details.splitlines()] + [f"  {fence}"]
+                lines += _rubric_lines(g, rubrics or {})
             lines.append("")
         extra = (ungraded or {}).get(student, [])
         if extra:
@@ -646,6 +653,20 @@ def write_feedback(grades, directory, ungraded=None):
         path.write_text("\n".join(lines), encoding="utf-8")
         paths.append(path)
     return paths
+
+
+def _total_line(rows):
+    """``"7 of 11 points (2 of 2 by hand)"``, or with the written answers still to grade."""
+    total = total_rows(rows)[-1]
+    return f"{_number(total.points)} of {_number(total.max_points)} points ({total.message})"
+
+
+def _rubric_lines(g, rubrics):
+    """The model answer and rubric under a written answer in the feedback (quoted), if the notebook has one."""
+    text = rubrics.get((g.notebook, g.exercise)) if g.manual else None
+    if not text:
+        return []
+    return ["", "  Model answer and rubric (instructor notebook):", ""] + [f"  > {line}" for line in text.splitlines()]
 
 
 def format_table(grades):

@@ -12,8 +12,8 @@ from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.patches import FancyBboxPatch  # noqa: E402
 
 from numpy_shufflenet import flow
-from numpy_shufflenet.analysis import plotting# noqa: E402
-from numpy_shufflenet.models import ShuffleUnit# noqa: E402
+from numpy_shufflenet.analysis import plotting  # noqa: E402
+from numpy_shufflenet.models import ShuffleUnit  # noqa: E402
 
 
 @pytest.fixture

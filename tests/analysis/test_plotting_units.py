@@ -9,10 +9,10 @@ import pytest  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.patches import FancyBboxPatch  # noqa: E402
 
-from numpy_shufflenet.models import depthwise_bottleneck_unit, resnext_unit# noqa: E402
-from numpy_shufflenet.models import ShuffleUnit# noqa: E402
+from numpy_shufflenet.models import depthwise_bottleneck_unit, resnext_unit  # noqa: E402
+from numpy_shufflenet.models import ShuffleUnit  # noqa: E402
 from numpy_shufflenet.nn import Residual  # noqa: E402
-from numpy_shufflenet.analysis.plotting import plot_residual_diagram# noqa: E402
+from numpy_shufflenet.analysis.plotting import plot_residual_diagram  # noqa: E402
 
 
 def box_labels(fig):

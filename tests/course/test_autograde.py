@@ -21,8 +21,8 @@ nbformat = pytest.importorskip("nbformat")
 pytest.importorskip("nbclient")
 
 from numpy_shufflenet.course import autograde
-from numpy_shufflenet.course import release# noqa: E402
-from numpy_shufflenet.cli import main# noqa: E402
+from numpy_shufflenet.course import release  # noqa: E402
+from numpy_shufflenet.cli import main  # noqa: E402
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "grading"
 NOTEBOOK = "exercises.ipynb"
@@ -123,7 +123,8 @@ def graded(tmp_path_factory):
     with open(out, newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
     print(printed.getvalue())
-    return printed.getvalue(), {(r["student"], r["exercise"]): r for r in rows}, out.parent
+    return printed.getvalue(), {(r["student"], r["exercise"]): r for r in rows if r["exercise"] != "TOTAL"}, \
+        out.parent
 
 
 def expect(rows, name, table):
@@ -149,6 +150,21 @@ def test_csv_has_one_row_per_student_and_exercise(graded):
     assert len(rows) == len(students) * len(MAX_POINTS)
     assert all(r["status"] in autograde.STATUSES for r in rows.values())
     assert all("\n" not in r["message"] and len(r["message"]) <= autograde.MAX_MESSAGE for r in rows.values())
+
+
+@pytest.mark.notebooks
+def test_csv_ends_with_totals_per_student_and_notebook(graded):
+    _, rows, out = graded
+    with open(out / "grades.csv", newline="", encoding="utf-8") as f:
+        totals = [r for r in csv.DictReader(f) if r["exercise"] == "TOTAL"]
+    students = {s for s, _ in rows}
+    assert {(r["student"], r["notebook"]) for r in totals} == {(s, n) for s in students for n in (NOTEBOOK, "ALL")}
+    instructor = {r["notebook"]: r for r in totals if r["student"] == "instructor"}
+    assert instructor[NOTEBOOK]["points"] == "6" and instructor[NOTEBOOK]["max_points"] == "8"
+    assert instructor[NOTEBOOK]["status"] == "total"
+    assert "6 of 6 autograded, 0 of 2 by hand; written answers worth 2 points not graded yet" in \
+        instructor[NOTEBOOK]["message"]
+    assert {r["points"] for r in totals if r["student"] == "blank"} == {"0"}
 
 
 @pytest.mark.notebooks

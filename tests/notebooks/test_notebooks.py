@@ -68,6 +68,22 @@ def test_notebook_output_stays_small(path, executed_notebook):
                                        f"{MAX_EXECUTED_BYTES}"
 
 
+@pytest.mark.notebooks
+@pytest.mark.parametrize("path", _params())
+def test_check_cells_pass_quietly(path, executed_notebook):
+    """In the instructor notebook every check cell passes and shows one line on stdout: no ``Out`` (nbgrader would
+    read it as partial credit and warn), nothing on stderr (nbgrader would give the cell 0)."""
+    run = executed_notebook(path)
+    if run.error is not None:
+        pytest.skip(f"{path.name} did not run to the end (test_notebook_runs reports why)")
+    checks = [c for c in run.nb.cells if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("grade")]
+    for cell in checks:
+        kinds = [(out.output_type, out.get("name")) for out in cell.outputs]
+        assert kinds == [("stream", "stdout")], f"{path.name}: {cell.metadata['nbgrader']['grade_id']}: {kinds}"
+        text = cell.outputs[0].text.strip()
+        assert "\n" not in text and ": right in all " in text, text
+
+
 @pytest.mark.parametrize("path", _params())
 def test_notebook_is_clean(path):
     nb = nbformat.read(path, as_version=4)
