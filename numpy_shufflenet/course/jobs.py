@@ -125,10 +125,17 @@ def _open_regular(name, dir_fd, limit, what):
 
 
 def _open_dir(name, dir_fd, what):
+    """A descriptor of the folder ``name`` in ``dir_fd`` (a real folder, not a link to one)."""
     try:
         return os.open(name, _OPEN_DIR, dir_fd=dir_fd)
     except OSError as err:
-        reason = "is a symbolic link" if err.errno == errno.ELOOP else f"cannot be opened ({err.strerror})"
+        try:
+            link = stat.S_ISLNK(os.lstat(name, dir_fd=dir_fd).st_mode)
+        except OSError:
+            link = False
+        if link or err.errno == errno.ELOOP:
+            raise Refused(f"{what} is a symbolic link") from None
+        reason = "is not a folder" if err.errno == errno.ENOTDIR else f"cannot be opened ({err.strerror})"
         raise Refused(f"{what} {reason}") from None
 
 
