@@ -34,6 +34,7 @@ when bubblewrap is missing or refused (Ubuntu 24.04's AppArmor rule on user name
 import dataclasses
 import functools
 import importlib.util
+import json
 import math
 import os
 import select
@@ -105,11 +106,12 @@ class RunReport:
     seconds: float
     stdout: str = ""
     stderr: str = ""
+    timeout: float = 0.0             # the wall-clock limit it had
 
     def reason(self):
         """Why the run ended early, in a few words (for messages); "" when it ended normally."""
         if self.timed_out:
-            return f"it was still running after {self.seconds:.0f} s (the time limit)"
+            return f"it was still running after {self.timeout:g} s (the time limit)"
         if self.returncode == 0:
             return ""
         if self.returncode < 0:
@@ -234,8 +236,9 @@ class Sandbox:
         return [self.setpriv, f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--inh-caps=-all",
                 "--bounding-set=-all", "--no-new-privs", "--"]
 
-    def command(self, job, slot=0):
-        """``(argv, env, cwd)`` that runs the runner on ``job``."""
+    def command(self, job, slot=0, info_fd=None):
+        """``(argv, env, cwd)`` that runs the runner on ``job`` (``info_fd``: where bubblewrap writes the process
+        id of the sandbox's first process)."""
         job = Path(job)
         limits = [] if self.prlimit is None else [self.prlimit, *self.limits.prlimit_args(
             nproc=self.root or self.mode == "none"), "--"]
@@ -245,6 +248,8 @@ class Sandbox:
             return argv, _environment(PACKAGE.parent, job), str(job / "out")
         made = set()
         args = [self.bwrap, "--die-with-parent", "--new-session"]
+        if info_fd is not None:
+            args += ["--info-fd", str(info_fd)]
         if self.root:                # keep the host's user ids, so that the runner can drop to its own one
             args += ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try",
                      "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
@@ -319,19 +324,31 @@ class Sandbox:
                 os.chown(folder, self.uid(slot), self.uid(slot))
                 for name in files:
                     os.chown(os.path.join(folder, name), self.uid(slot), self.uid(slot))
-        argv, env, cwd = self.command(job, slot)
+        info_read, info_write = os.pipe() if self.mode == "bwrap" else (None, None)
+        argv, env, cwd = self.command(job, slot, info_write)
         preexec = None if self.prlimit is not None else functools.partial(_set_limits, self.limits,
                                                                           self.root or self.mode == "none")
         start = time.monotonic()
         with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env, cwd=cwd,
-                                    start_new_session=True, preexec_fn=preexec)
+            try:
+                proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env, cwd=cwd,
+                                        start_new_session=True, preexec_fn=preexec,
+                                        pass_fds=() if info_write is None else (info_write,))
+            finally:
+                if info_write is not None:
+                    os.close(info_write)
             try:
                 timed_out = not _wait_exit(proc.pid, self.limits.timeout)
+                if timed_out and info_read is not None:
+                    _end_namespace(proc.pid, info_read)
             finally:
                 _kill_group(proc.pid)            # whatever it left in its session (the leader is not reaped yet)
                 proc.wait()
-            return RunReport(proc.returncode, timed_out, time.monotonic() - start, _tail(out), _tail(err))
+                _wait_group_gone(proc.pid)
+                if info_read is not None:
+                    os.close(info_read)
+            return RunReport(proc.returncode, timed_out, time.monotonic() - start, _tail(out), _tail(err),
+                             self.limits.timeout)
 
 
 def _wait_exit(pid, timeout):
@@ -362,6 +379,63 @@ def _wait_exit(pid, timeout):
     finally:
         if fd is not None:
             os.close(fd)
+
+
+def _end_namespace(pid, info_fd, wait=10.0):
+    """Kill the first process of a bubblewrap sandbox (``pid``: bubblewrap's own, ``info_fd``: where it wrote
+    the sandbox's first process id) and wait until bubblewrap has exited: the kernel ends every process of the
+    sandbox's process-id namespace before its first process is gone, so nothing of the sandbox is left after."""
+    os.set_blocking(info_fd, False)
+    try:
+        info = json.loads(os.read(info_fd, 65536).decode() or "{}")
+        child = int(info.get("child-pid", 0))
+    except (OSError, ValueError, TypeError, AttributeError):
+        child = 0
+    if child > 0 and _parent_of(child) == pid:          # still bubblewrap's child, not a reused process id
+        try:
+            os.kill(child, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    _wait_exit(pid, wait)
+
+
+def _parent_of(pid):
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    for line in status.splitlines():
+        if line.startswith("PPid:"):
+            return int(line.split()[1])
+    return None
+
+
+def _wait_group_gone(pgid, wait=5.0):
+    """Wait until no live process of the process group ``pgid`` is left (they were sent SIGKILL; the zombies
+    are for their new parent to reap)."""
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except (ProcessLookupError, PermissionError):
+            return
+        if not _live_members(pgid):
+            return
+        time.sleep(0.005)
+
+
+def _live_members(pgid):
+    """The ids of the processes of group ``pgid`` that are not zombies (from /proc)."""
+    found = []
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                fields = Path(f"/proc/{name}/stat").read_text().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+            if int(fields[2]) == pgid and fields[0] not in "ZX":
+                found.append(int(name))
+    return found
 
 
 def _set_limits(limits, nproc):
