@@ -325,7 +325,7 @@ def _calls(assignment, program, student, root_seed):
 
 class _RunState:
     """What the runs of one submission found: outcomes by call id, each cell's error, and what stopped a run
-    (``stopped``: ``{cell label or call id: (status, reason)}``)."""
+    (``stopped``: ``{cell label or exercise name: (status, reason)}``)."""
 
     def __init__(self):
         self.outcomes, self.cell_errors, self.stopped, self.problems = {}, {}, {}, []
@@ -361,10 +361,12 @@ def _run(program, calls, sandbox, slot, workdir):
         if culprit is not None:                          # a cell hung or killed the runner: run again without it
             state.stopped[culprit] = (status, f"{culprit}: {reason}")
             blanked.add(culprit)
-        else:                                            # a call did: it gets that error, the others run again
-            call = remaining.pop(0)
-            state.stopped[call.id] = (status, f"{call.function}: {reason}")
-            state.outcomes[call.id] = (None, f"{status}: {reason}", None)
+        else:                                # a call did: its exercise gets that error, the others run again
+            exercise = remaining[0].id.rsplit("/", 1)[0]
+            state.stopped[exercise] = (status, f"{remaining[0].function}: {reason}")
+            for call in [c for c in remaining if c.id.rsplit("/", 1)[0] == exercise]:
+                state.outcomes[call.id] = (None, f"{status}: {reason}", None)
+            remaining = [c for c in remaining if c.id not in state.outcomes]
         if attempt == MAX_RUNS - 1:
             for call in remaining:
                 state.outcomes[call.id] = (None, f"not run: {reason}", None)
@@ -408,11 +410,10 @@ def _grade_exercise(student, assignment, ex, program, cases, state):
     if ex.name in program.missing:
         return grade(points, most, "missing", f"{program.missing[ex.name]}; {message}")
     label = program.cell_of.get(ex.name)
-    stops = [state.stopped[key] for key in [label, *(f"{ex.name}/{i}" for i in range(len(cases)))]
-             if key in state.stopped]
+    stops = [state.stopped[key] for key in (label, ex.name) if key in state.stopped]
     if stops and points < most:                          # the runner hung or died in this exercise
         run_status, reason = stops[0]
-        return grade(points, most, run_status, f"{reason}; the other exercises were graded without it. {message}")
+        return grade(points, most, run_status, f"{reason}; the other exercises were graded without it")
     error = state.cell_errors.get(label)
     if error and error != NOT_DONE and points < most:
         return grade(points, most, status, f"your cell raised {error}. {message}")
