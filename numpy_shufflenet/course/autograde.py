@@ -365,11 +365,11 @@ def _run(program, calls, sandbox, slot, workdir):
             exercise = remaining[0].id.rsplit("/", 1)[0]
             state.stopped[exercise] = (status, f"{remaining[0].function}: {reason}")
             for call in [c for c in remaining if c.id.rsplit("/", 1)[0] == exercise]:
-                state.outcomes[call.id] = (None, f"{status}: {reason}", None)
+                state.outcomes[call.id] = (None, f"{status}: {reason}", None, ())
             remaining = [c for c in remaining if c.id not in state.outcomes]
         if attempt == MAX_RUNS - 1:
             for call in remaining:
-                state.outcomes[call.id] = (None, f"not run: {reason}", None)
+                state.outcomes[call.id] = (None, f"not run: {reason}", None, ())
     return state
 
 
@@ -402,10 +402,12 @@ def _grade_exercise(student, assignment, ex, program, cases, state):
     if ex.name in program.missing or ex.name in program.stubbed:
         outcomes = [Outcome(error=NOT_DONE) for _ in cases]
     else:
+        with_facts = "facts" in getattr(Outcome, "_fields", ())
         outcomes = []
         for i in range(len(cases)):
-            value, error, after = state.outcomes.get(f"{ex.name}/{i}", (None, "not run", None))
-            outcomes.append(Outcome(value=value, error=error, args_after=after))
+            value, error, after, facts = state.outcomes.get(f"{ex.name}/{i}", (None, "not run", None, ()))
+            extra = {"facts": facts} if with_facts else {}
+            outcomes.append(Outcome(value=value, error=error, args_after=after, **extra))
     points, most, status, message = _verdict(ex, cases, outcomes)
     if ex.name in program.missing:
         return grade(points, most, "missing", f"{program.missing[ex.name]}; {message}")
@@ -415,7 +417,7 @@ def _grade_exercise(student, assignment, ex, program, cases, state):
         run_status, reason = stops[0]
         return grade(points, most, run_status, f"{reason}; the other exercises were graded without it")
     error = state.cell_errors.get(label)
-    if error and error != NOT_DONE and points < most:
+    if error and not error.startswith(NOT_DONE) and points < most:
         return grade(points, most, status, f"your cell raised {error}. {message}")
     return grade(points, most, status, message)
 

@@ -57,7 +57,7 @@ class Call:
 @dataclasses.dataclass
 class Results:
     """What was read back: ``cells`` maps each cell label the runner reported to its error (or None);
-    ``calls`` maps each call id to ``(value, error, args_after)``; ``done`` is True when the runner said it
+    ``calls`` maps each call id to ``(value, error, args_after, facts)``; ``done`` is True when the runner said it
     finished; ``problems`` lists what was refused (for the grader's log and the feedback)."""
 
     cells: dict = dataclasses.field(default_factory=dict)
@@ -213,7 +213,35 @@ def _decode(data, load_array, depth=0):
             return tuple(_decode(v, load_array, depth + 1) for v in inner)
         if tag == "__dict__" and type(inner) is dict:
             return {k: _decode(v, load_array, depth + 1) for k, v in inner.items()}
+        if tag == "__scalar__":
+            return _scalar(inner)
     raise Refused("an encoded value of an unknown kind")
+
+
+def _scalar(data):
+    """A NumPy scalar from ``[dtype name, number]``, of a bool, integer or float dtype."""
+    if type(data) is not list or len(data) != 2 or type(data[0]) is not str or type(data[1]) not in (bool, int,
+                                                                                                      float):
+        raise Refused("an encoded scalar that is not [dtype name, number]")
+    try:
+        dtype = np.dtype(data[0])
+    except TypeError:
+        raise Refused(f"a scalar of unknown dtype {data[0][:20]!r}") from None
+    if dtype.name != data[0] or dtype.kind not in _SIZES or dtype.itemsize not in _SIZES[dtype.kind]:
+        raise Refused(f"a scalar of dtype {data[0][:20]!r}, expected bool, integer or float numbers")
+    try:
+        return dtype.type(data[1])
+    except (OverflowError, ValueError, TypeError):
+        raise Refused(f"a scalar {data[1]!r} that is not a {dtype.name}") from None
+
+
+def _facts(data):
+    """``(("view", 0), ...)`` from the runner's ``[["view", 0], ...]``."""
+    if type(data) is not list or len(data) > 64 or not all(
+            type(f) is list and len(f) == 2 and f[0] in ("view", "replaced") and type(f[1]) is int and 0 <= f[1] < 256
+            for f in data):
+        raise Refused("facts that are not a list of ['view' or 'replaced', argument index]")
+    return tuple((kind, i) for kind, i in data)
 
 
 def _error(value):
@@ -273,7 +301,7 @@ def _read_line(line, results, cell_labels, call_ids, load_array):
         if record["cell"] not in cell_labels:
             raise Refused("a cell that is not in the program")
         results.cells.setdefault(record["cell"], _error(record["error"]))
-    elif keys == {"id", "value", "error", "args_after"}:
+    elif keys in ({"id", "value", "error", "args_after"}, {"id", "value", "error", "args_after", "facts"}):
         call_id = record["id"]
         if call_id not in call_ids:
             raise Refused("a call that was not asked for")
@@ -286,9 +314,10 @@ def _read_line(line, results, cell_labels, call_ids, load_array):
             after = None if after is None else _decode(after, load_array)
             if after is not None and type(after) is not tuple:
                 raise Refused("arguments after the call that are not a tuple")
+            facts = _facts(record.get("facts", []))
         except Refused as err:
-            value, after = None, None
+            value, after, facts = None, None, ()
             error = f"the result was refused: {err}"
-        results.calls[call_id] = (value, error, after)
+        results.calls[call_id] = (value, error, after, facts)
     else:
         raise Refused(f"an object with keys {sorted(keys)[:6]}, expected a cell, a call or done")

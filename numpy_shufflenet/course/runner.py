@@ -15,7 +15,8 @@ The job folder (the protocol; ``EXERCISE_API.md`` of the course's developers hol
 ``in/arrays/<key>.npy``     the arrays the encoded arguments refer to
 ``out/results.jsonl``       one JSON object a line, written as each step ends: ``{"cell": label, "error": null |
                             "..."}`` for each cell, then ``{"id": ..., "value": <encoded>, "error": null | "...",
-                            "args_after": <encoded> | null}`` for each call, then ``{"done": true}``
+                            "args_after": <encoded> | null, "facts": [["view", 0], ...]}`` for each call, then
+                            ``{"done": true}``
 ``out/arrays/<key>.npy``    the arrays the encoded results refer to
 ==========================  =======================================================================================
 
@@ -23,10 +24,14 @@ The job folder (the protocol; ``EXERCISE_API.md`` of the course's developers hol
 ``json`` writes them) and ``str`` are themselves; a list is a JSON list; a tuple is ``{"__tuple__": [...]}``; a
 dict with ``str`` keys is ``{"__dict__": {...}}``; an array of bool, integer or float dtype is ``{"__array__":
 key}`` (saved with ``allow_pickle=False``; a subclass of ``np.ndarray`` is saved as its plain data); a NumPy scalar
-is the Python number it holds. Anything else a function returns is an error of that call ("not plain data").
+is ``{"__scalar__": [dtype name, number]}``, so that it comes back of its type. Anything else a function returns
+is an error of that call ("not plain data").
+
+``facts`` are what only the process that made the call can see (:func:`facts`): a returned array that is a view
+of an argument, a list argument whose arrays were replaced instead of updated in place.
 
 Every cell runs even when one before it raised (as *Run All* with errors allowed); an error is recorded as
-``"<ExceptionType>: <message>"``, ``NotImplementedError`` as ``"not done"``. ``SystemExit`` and
+``"<ExceptionType>: <message>"``, ``NotImplementedError`` as ``"not done: <message>"``. ``SystemExit`` and
 ``KeyboardInterrupt`` are errors like any other; a student's code that kills the process ends the run, and the
 grader sees which steps were written.
 
@@ -48,6 +53,7 @@ MAX_ERROR = 2000             # characters of an error message
 NOT_DONE = "not done"        # the error of a call that raised NotImplementedError
 _SCALARS = {"b": bool, "i": int, "u": int, "f": float}
 _SIZES = {"b": (1,), "i": (1, 2, 4, 8), "u": (1, 2, 4, 8), "f": (2, 4, 8)}
+_TOO_HARD = getattr(getattr(np, "exceptions", np), "TooHardError")
 
 
 class NotPlainData(TypeError):
@@ -80,10 +86,10 @@ def encode(value, save_array, depth=0):
     if isinstance(value, np.ndarray):
         return {"__array__": save_array(plain_array(value))}
     if isinstance(value, np.generic):
-        kind = np.dtype(type(value)).kind
-        if kind not in _SCALARS:
+        dtype = np.dtype(type(value))
+        if dtype.kind not in _SIZES or dtype.itemsize not in _SIZES[dtype.kind]:
             raise NotPlainData(f"a NumPy {type(value).__name__}, expected a bool, integer or float number")
-        return _SCALARS[kind](np.asarray(value).item())
+        return {"__scalar__": [dtype.name, _SCALARS[dtype.kind](np.asarray(value).item())]}
     if isinstance(value, tuple):
         return {"__tuple__": [encode(v, save_array, depth + 1) for v in tuple.__iter__(value)]}
     if isinstance(value, list):
@@ -109,19 +115,57 @@ def decode(data, load_array, depth=0):
             return tuple(decode(v, load_array, depth + 1) for v in data["__tuple__"])
         if set(data) == {"__dict__"}:
             return {k: decode(v, load_array, depth + 1) for k, v in data["__dict__"].items()}
+        if set(data) == {"__scalar__"}:
+            name, number = data["__scalar__"]
+            return np.dtype(name).type(number)
         raise ValueError(f"unknown encoded object with keys {sorted(data)[:5]}")
     return data
 
 
 def describe(err):
-    """``"<ExceptionType>: <message>"`` of an exception, cut to :data:`MAX_ERROR` characters."""
-    if isinstance(err, NotImplementedError):
-        return NOT_DONE
+    """``"<ExceptionType>: <message>"`` of an exception (``"not done: <message>"`` for ``NotImplementedError``),
+    cut to :data:`MAX_ERROR` characters."""
     try:
-        text = f"{type(err).__name__}: {err}"
+        message = str(err)
     except BaseException:                                    # a message that raises when printed
-        text = type(err).__name__
+        message = ""
+    if isinstance(err, NotImplementedError):
+        text = NOT_DONE + (f": {message}" if message else "")
+    else:
+        text = f"{type(err).__name__}: {message}" if message else type(err).__name__
     return text if len(text) <= MAX_ERROR else text[:MAX_ERROR - 3] + "..."
+
+
+def facts(value, args, before):
+    """What only this process can see about a call: ``["view", i]`` when a returned array shares memory with
+    an array of positional argument ``i``; ``["replaced", i]`` when the list argument ``i`` holds other arrays
+    than it was given (``before``: the ids of each list argument's items before the call)."""
+    found = []
+    returned = list(_arrays(value))
+    for i, arg in enumerate(args):
+        if any(_shares(r, a) for r in returned for a in _arrays(arg)):
+            found.append(["view", i])
+        if isinstance(arg, list) and i in before and [id(v) for v in arg] != before[i]:
+            found.append(["replaced", i])
+    return found
+
+
+def _arrays(value, depth=0):
+    if isinstance(value, np.ndarray):
+        yield value
+    elif depth < MAX_DEPTH and isinstance(value, (list, tuple)):
+        for v in list(value):
+            yield from _arrays(v, depth + 1)
+    elif depth < MAX_DEPTH and isinstance(value, dict):
+        for v in list(value.values()):
+            yield from _arrays(v, depth + 1)
+
+
+def _shares(a, b):
+    try:
+        return bool(np.shares_memory(a, b, max_work=10**5))
+    except _TOO_HARD:                                        # an answer too costly to be exact: the bounds say
+        return bool(np.may_share_memory(a, b))
 
 
 class _Writer:
@@ -176,24 +220,27 @@ def run_cells(cells, namespace, writer):
 def run_calls(calls, namespace, writer):
     """Call each function on its arguments; record what it returned (or raised), as plain data."""
     for call in calls:
-        record = {"id": call["id"], "value": None, "error": None, "args_after": None}
+        record = {"id": call["id"], "value": None, "error": None, "args_after": None, "facts": []}
         fn = namespace.get(call["function"])
         if not callable(fn):
             record["error"] = (f"NameError: name {call['function']!r} is not defined" if fn is None else
                                f"TypeError: {call['function']!r} is a {type(fn).__name__}, not a function")
             writer.write(record)
             continue
+        args = call["args"]
+        before = {i: [id(v) for v in a] for i, a in enumerate(args) if isinstance(a, list)}
         try:
-            value = fn(*call["args"], **call["kwargs"])
+            value = fn(*args, **call["kwargs"])
         except BaseException as err:
             record["error"] = describe(err)
             value = None
         try:
+            record["facts"] = facts(value, args, before)
             record["value"] = encode(value, writer.save_array)
             if call.get("return_args"):
                 record["args_after"] = encode(tuple(call["args"]), writer.save_array)
         except BaseException as err:
-            record["value"] = record["args_after"] = None
+            record["value"], record["args_after"], record["facts"] = None, None, []
             what = describe(err).removeprefix("NotPlainData: ")
             record["error"] = record["error"] or f"the result is not plain data: {what}"
         writer.write(record)

@@ -112,7 +112,7 @@ def test_blank_copies_get_zero(tmp_path, bundle):
 
 def test_a_wrong_submission_gets_what_it_earned(tmp_path, bundle):
     nb = read("exercises.ipynb")
-    next(c for c in nb.cells if c.id == "shuffle").source = "def shuffle(x, groups):\n    return x"
+    next(c for c in nb.cells if c.id == "shuffle").source = "def shuffle(x, groups):\n    return x * 1"
     nested = {"exercises.ipynb": nb}                    # steps.ipynb not submitted
     document = gradescope_run(tmp_path, bundle, nested)
     print(json.dumps(document, indent=1))

@@ -39,25 +39,33 @@ def test_runner_runs_every_cell_and_call_and_writes_plain_data(tmp_path):
              cell("cell 2", "def step(params, lr):\n    for p in params:\n        p -= lr\n"
                             "def stub():\n    raise NotImplementedError('exercise: stub')\n"
                             "def pair():\n    return np.float32(1.5), [np.int64(3), True], {'k': None}\n"
-                            "def bye():\n    import sys\n    sys.exit(3)\n")]
+                            "def bye():\n    import sys\n    sys.exit(3)\n"
+                            "def view(x, n):\n    return x[n - 1:]\n"
+                            "def swap(params):\n    params[0] = params[0] + 1\n")]
     calls = [jobs.Call("d", "double", (np.arange(3.0),), {}),
              jobs.Call("s", "step", ([np.ones(2), np.zeros((1, 2))],), {"lr": 0.5}, return_args=True),
              jobs.Call("n", "stub", (), {}), jobs.Call("p", "pair", (), {}), jobs.Call("b", "bye", (), {}),
-             jobs.Call("m", "missing", (), {})]
+             jobs.Call("m", "missing", (), {}), jobs.Call("v", "view", (np.arange(3), np.int8(2)), {}),
+             jobs.Call("w", "swap", ([np.ones(2)],), {}, return_args=True)]
     proc, results = run_job(tmp_path, cells, calls)
     assert proc.returncode == 0, proc.stderr
     assert results.done and results.problems == []
     assert results.cells == {"cell 0": None, "cell 1": "ValueError: a broken cell does not stop the next",
                              "cell 2": None}
-    value, error, after = results.calls["d"]
-    assert error is None and after is None and value.dtype == np.float64 and value.tolist() == [0, 2, 4]
-    value, error, (params,) = results.calls["s"]
-    assert value is None and error is None
+    value, error, after, facts = results.calls["d"]
+    assert error is None and after is None and facts == () and value.dtype == np.float64
+    assert value.tolist() == [0, 2, 4]
+    value, error, (params,), facts = results.calls["s"]
+    assert value is None and error is None and facts == ()
     assert [p.tolist() for p in params] == [[0.5, 0.5], [[-0.5, -0.5]]]          # the arguments after the call
-    assert results.calls["n"] == (None, "not done", None)
-    assert results.calls["p"] == ((1.5, [3, True], {"k": None}), None, None)
-    assert results.calls["b"] == (None, "SystemExit: 3", None)
-    assert results.calls["m"] == (None, "NameError: name 'missing' is not defined", None)
+    assert results.calls["n"] == (None, "not done: exercise: stub", None, ())
+    value, *rest = results.calls["p"]
+    assert value == (1.5, [3, True], {"k": None}) and rest == [None, None, ()]
+    assert [type(v) for v in (value[0], value[1][0], value[1][1])] == [np.float32, np.int64, bool]  # types kept
+    assert results.calls["b"] == (None, "SystemExit: 3", None, ())
+    assert results.calls["m"] == (None, "NameError: name 'missing' is not defined", None, ())
+    assert results.calls["v"][3] == (("view", 0),)                            # seen where the call was made
+    assert results.calls["w"][3] == (("replaced", 0),)
 
 
 @pytest.mark.parametrize("returned, message", [
@@ -70,7 +78,7 @@ def test_runner_runs_every_cell_and_call_and_writes_plain_data(tmp_path):
 def test_runner_refuses_to_write_what_is_not_plain_data(tmp_path, returned, message):
     proc, results = run_job(tmp_path, [cell("c", f"import numpy as np\ndef f():\n    return {returned}")],
                             [jobs.Call("f", "f", (), {})])
-    value, error, _ = results.calls["f"]
+    value, error, _, _ = results.calls["f"]
     assert value is None and error.startswith("the result is not plain data") and message in error, error
 
 
@@ -80,7 +88,7 @@ def test_an_array_subclass_is_written_as_its_plain_data(tmp_path):
               "    def tolist(self):\n        return [0, 2, 4]\n"
               "def f():\n    return np.zeros(3).view(Liar)\n")
     _, results = run_job(tmp_path, [cell("c", source)], [jobs.Call("f", "f", (), {})])
-    value, error, _ = results.calls["f"]
+    value, error, _, _ = results.calls["f"]
     assert error is None and type(value) is np.ndarray and value.tolist() == [0, 0, 0]
 
 
@@ -140,14 +148,14 @@ def call(key, call_id="f/0"):
 ])
 def test_arrays_are_checked_before_they_are_loaded(tmp_path, arrays, reason):
     results = forged(tmp_path, [call("k")], arrays)
-    value, error, _ = results.calls["f/0"]
+    value, error, _, _ = results.calls["f/0"]
     assert value is None and error.startswith("the result was refused") and reason in error, error
 
 
 def test_a_good_array_is_read_back_exactly(tmp_path):
     data = np.arange(12, dtype=">i4").reshape(3, 4)          # big-endian and Fortran order: still the same numbers
     results = forged(tmp_path, [call("k")], {"k.npy": npy(np.asfortranarray(data))})
-    value, error, _ = results.calls["f/0"]
+    value, error, _, _ = results.calls["f/0"]
     assert error is None and value.dtype == np.int32 and value.dtype.isnative and np.array_equal(value, data)
 
 
@@ -160,12 +168,28 @@ def test_results_lines_are_refused_one_by_one(tmp_path):
         {"id": "f/1", "value": [1, {"__tuple__": [2.5, "x"]}], "error": None, "args_after": None},
         {"id": "f/1", "value": "a second line for the same call is ignored", "error": None, "args_after": None},
         {"done": "yes"}])
-    assert results.calls["f/0"] == (None, "the result was refused: an encoded value of an unknown kind", None)
-    assert results.calls["f/1"] == ([1, (2.5, "x")], None, None)
+    assert results.calls["f/0"] == (None, "the result was refused: an encoded value of an unknown kind", None, ())
+    assert results.calls["f/1"] == ([1, (2.5, "x")], None, None, ())
     assert not results.done
     assert [p.split(": ", 1)[1] for p in results.problems] == [
         "not a line of JSON", "not a JSON object", "a call that was not asked for", "a cell that is not in the program",
         "an error that is not a string", "an object with keys ['done'], expected a cell, a call or done"]
+
+
+@pytest.mark.parametrize("value, facts, reason", [
+    ({"__scalar__": ["object", 1]}, [], "a scalar of dtype 'object'"),
+    ({"__scalar__": ["complex128", 1.0]}, [], "a scalar of dtype 'complex128'"),
+    ({"__scalar__": ["int8", 1000]}, [], "a scalar 1000 that is not a int8"),
+    ({"__scalar__": ["no such dtype", 1]}, [], "a scalar of unknown dtype"),
+    ({"__scalar__": ["float64"]}, [], "an encoded scalar that is not [dtype name, number]"),
+    (1, [["view", -1]], "facts that are not a list"),
+    (1, [["pickle", 0]], "facts that are not a list"),
+    (1, "view", "facts that are not a list"),
+])
+def test_scalars_and_facts_are_checked(tmp_path, value, facts, reason):
+    results = forged(tmp_path, [{"id": "f/0", "value": value, "error": None, "args_after": None, "facts": facts}])
+    assert results.calls["f/0"] == (None, f"the result was refused: {reason}", None, ()) or \
+        reason in results.calls["f/0"][1], results.calls["f/0"]
 
 
 def test_results_files_that_are_links_or_too_large_are_refused(tmp_path):
