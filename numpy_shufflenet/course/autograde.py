@@ -147,7 +147,9 @@ def load_assignment(path, catalogue):
 
     ``ValueError`` when the file cannot be read, its markers or nbgrader metadata are inconsistent, it has graded
     cells but no exercise in the catalogue, or an exercise of the catalogue has no cell of its ``name`` (a code
-    solution cell, or a markdown answer for a written one).
+    solution cell, or a markdown answer for a written one). An exercise that checks the notebook's earlier work
+    (a training run of the student's layers) may have no solution cell, only its check cell ``<name>_check``: its
+    function is defined by a cell of the notebook that the student does not write.
     """
     path = Path(path)
     nb = read_notebook(path, "grade: --source notebook")
@@ -161,12 +163,17 @@ def load_assignment(path, catalogue):
                              f"{getattr(catalogue, '__name__', '')!r} has no exercise for it")
         return None
     cells = {nbgrader_meta(c).get("grade_id"): c for c in nb.cells if nbgrader_meta(c).get("solution") is True}
+    checks = {nbgrader_meta(c).get("grade_id") for c in nb.cells if nbgrader_meta(c).get("grade") is True}
     for ex in exercises:
         cell = cells.get(ex.name)
         kind = "markdown" if ex.kind == "written" else "code"
-        if cell is None or cell.cell_type != kind:
-            raise ValueError(f"grade: {path.name}: the catalogue's exercise {ex.name!r} has no {kind} solution cell "
-                             f"with grade_id {ex.name!r} in the notebook")
+        if cell is not None and cell.cell_type == kind:
+            continue
+        if cell is None and kind == "code" and f"{ex.name}_check" in checks:
+            continue                         # a check of the notebook's earlier work, with no answer cell of its own
+        raise ValueError(f"grade: {path.name}: the catalogue's exercise {ex.name!r} has no {kind} solution cell with "
+                         f"grade_id {ex.name!r} (or, for a check of earlier work, a check cell {ex.name}_check) in the "
+                         f"notebook")
     return Assignment(path.name, nb, make_student_notebook(copy.deepcopy(nb), path.name), exercises,
                       _outcome_class(catalogue))
 

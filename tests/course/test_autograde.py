@@ -2,7 +2,8 @@
 
 One ``grade`` run over a folder of submissions of the two fixture notebooks (``tests/fixtures/grading``:
 ``exercises.ipynb``, three functions worth 2, 3 and 1 points and a written answer worth 2; ``steps.ipynb``, an
-in-place SGD step and a ReLU forward/backward pair, 2 points each), judged by the fixture's catalogue
+in-place SGD step and a ReLU forward/backward pair, 2 points each, and a given function built on the student's
+ReLU, checked for 1 point without an answer cell of its own), judged by the fixture's catalogue
 (``catalogue.py``), one student per way a submission can go right or wrong: the instructor's own notebooks score
 full marks, the untouched student copies 0, and each wrong submission scores what it should without stopping
 the others. The run uses bubblewrap where it works here, else ``--sandbox none`` (the isolation itself is
@@ -31,7 +32,7 @@ from conftest import GRADING_CATALOGUE as CATALOGUE, GRADING_FIXTURE as FIXTURE 
 NOTEBOOK, STEPS = "exercises.ipynb", "steps.ipynb"
 TIMEOUT = "4"        # seconds for one run of a notebook's program; the fixture's take a fraction of a second
 MAX_POINTS = {"double": 2, "shuffle": 3, "depthwise_params": 1, "why_shuffle": 2}
-STEPS_POINTS = {"sgd_step": 2, "relu_pair": 2}
+STEPS_POINTS = {"sgd_step": 2, "relu_pair": 2, "relu_energy": 1}
 
 
 def instructor(name=NOTEBOOK):
@@ -185,7 +186,8 @@ def test_instructor_solutions_score_full_marks(graded):
     got = expect(rows, "instructor", {"double": ("2", "passed"), "shuffle": ("3", "passed"),
                                       "depthwise_params": ("1", "passed"), "why_shuffle": ("", "manual")})
     assert "graded by hand" in got["why_shuffle"]["message"]
-    expect(rows, "instructor", {"sgd_step": ("2", "passed"), "relu_pair": ("2", "passed")}, STEPS, STEPS_POINTS)
+    expect(rows, "instructor", {"sgd_step": ("2", "passed"), "relu_pair": ("2", "passed"),
+                                 "relu_energy": ("1", "passed")}, STEPS, STEPS_POINTS)
 
 
 def test_untouched_student_copy_scores_zero(graded):
@@ -193,7 +195,8 @@ def test_untouched_student_copy_scores_zero(graded):
     got = expect(rows, "blank", {"double": ("0", "not done"), "shuffle": ("0", "not done"),
                                  "depthwise_params": ("0", "not done"), "why_shuffle": ("0", "manual")})
     assert "not answered" in got["why_shuffle"]["message"]
-    expect(rows, "blank", {"sgd_step": ("0", "not done"), "relu_pair": ("0", "not done")}, STEPS, STEPS_POINTS)
+    expect(rows, "blank", {"sgd_step": ("0", "not done"), "relu_pair": ("0", "not done"),
+                            "relu_energy": ("0", "not done")}, STEPS, STEPS_POINTS)
 
 
 def test_hard_coded_answer_passes_the_visible_check():
@@ -213,7 +216,8 @@ def test_wrong_submissions_score_what_they_should(graded):
                                    "depthwise_params": ("1", "passed"), "why_shuffle": ("", "manual")})
     assert "double is wrong for x of" in got["double"]["message"]               # a case drawn when grading
     assert "shuffle returned a view of its argument 1" in got["shuffle"]["message"]  # edited checks count for nothing
-    got = expect(rows, "cheater", {"sgd_step": ("0", "failed"), "relu_pair": ("0", "failed")}, STEPS, STEPS_POINTS)
+    got = expect(rows, "cheater", {"sgd_step": ("0", "failed"), "relu_pair": ("0", "failed"),
+                                   "relu_energy": ("1", "passed")}, STEPS, STEPS_POINTS)
     assert "sgd_step is wrong for parameters" in got["sgd_step"]["message"]     # judged on the arrays after the call
     assert "relu_backward on 2 x 5" in got["relu_pair"]["message"]              # the pair's second function
 
@@ -253,12 +257,12 @@ def test_table_gradebook_and_feedback_files(graded):
     by_student = {r["student_id"]: r for r in book}
     assert len(book) == len(by_student) == 8                        # one row per student
     assert {k: by_student["instructor"][k] for k in ("exercises", "steps", "raw_score", "score", "max_score")} == \
-        {"exercises": "6", "steps": "4", "raw_score": "10", "score": "10", "max_score": "12"}
-    assert by_student["cheater"]["raw_score"] == "1" and by_student["hang"]["steps"] == "0"
+        {"exercises": "6", "steps": "5", "raw_score": "11", "score": "11", "max_score": "13"}
+    assert by_student["cheater"]["raw_score"] == "2" and by_student["hang"]["steps"] == "0"
     feedback = sorted(p.name for p in (out / "feedback").iterdir())
     assert feedback == sorted(f"{s}.md" for s in {s for s, _ in rows})
     text = (out / "feedback" / "cheater.md").read_text()
-    assert "Autograded: **1 of 10 points**" in text
+    assert "Autograded: **2 of 11 points**" in text
     assert "double is wrong for x of" in text
     assert "Each group would only ever see its own channels." in text          # the answer, to grade by hand
     assert "exercises (1).ipynb" in (out / "feedback" / "late.md").read_text()  # told what was not graded
@@ -375,8 +379,8 @@ def test_source_that_does_not_match_the_catalogue_is_refused(tmp_path, capsys):
     cell(nb, "shuffle_check2").metadata.nbgrader.grade_id = "shuffle_renamed_check2"
     nbformat.write(nb, tmp_path / NOTEBOOK)
     assert main(["grade", str(tmp_path), "--source", str(tmp_path), "--catalogue", str(CATALOGUE)]) == 2
-    assert "exercises.ipynb: the catalogue's exercise 'shuffle' has no code solution cell with grade_id 'shuffle'" \
-        in capsys.readouterr().err
+    assert "exercises.ipynb: the catalogue's exercise 'shuffle' has no code solution cell with grade_id 'shuffle' " \
+           "(or, for a check of earlier work, a check cell shuffle_check)" in capsys.readouterr().err
     nbformat.write(instructor(), tmp_path / "other.ipynb")            # graded cells, no exercise in the catalogue
     (tmp_path / NOTEBOOK).unlink()
     assert main(["grade", str(tmp_path), "--source", str(tmp_path), "--catalogue", str(CATALOGUE)]) == 2

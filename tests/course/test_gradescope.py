@@ -72,7 +72,7 @@ def gradescope_run(tmp_path, bundle, files):
     return json.loads((root / "results" / "results.json").read_text())
 
 
-def check_results(document, max_score=10.0):
+def check_results(document, max_score=11.0):
     """The fields of Gradescope's results.json, their types, and the totals."""
     assert set(document) == {"score", "execution_time", "output", "visibility", "stdout_visibility", "tests"}
     assert isinstance(document["score"], float) and isinstance(document["execution_time"], int)
@@ -84,7 +84,7 @@ def check_results(document, max_score=10.0):
         assert test["visibility"] in VISIBILITY and isinstance(test["output"], str) and test["output"]
     assert document["score"] == sum(t["score"] for t in document["tests"])
     assert sum(t["max_score"] for t in document["tests"]) == max_score
-    assert [t["number"] for t in document["tests"]] == ["1.1", "1.2", "1.3", "2.1", "2.2"]
+    assert [t["number"] for t in document["tests"]] == ["1.1", "1.2", "1.3", "2.1", "2.2", "2.3"]
     return {t["name"]: (t["score"], t["tags"][1]) for t in document["tests"]}
 
 
@@ -98,8 +98,9 @@ def test_instructor_notebooks_get_full_marks(tmp_path, bundle, sandbox_mode):
     print(json.dumps(document, indent=1))
     assert check_results(document) == {"exercises: double": (2, "passed"), "exercises: shuffle": (3, "passed"),
                                        "exercises: depthwise_params": (1, "passed"),
-                                       "steps: sgd_step": (2, "passed"), "steps: relu_pair": (2, "passed")}
-    assert document["score"] == 10.0
+                                       "steps: sgd_step": (2, "passed"), "steps: relu_pair": (2, "passed"),
+                                       "steps: relu_energy": (1, "passed")}
+    assert document["score"] == 11.0
     assert "Graded by hand (not in this score):\nexercises.ipynb: why_shuffle (2 points)" in document["output"]
 
 
@@ -119,7 +120,7 @@ def test_a_wrong_submission_gets_what_it_earned(tmp_path, bundle):
     got = check_results(document)
     assert got == {"exercises: double": (2, "passed"), "exercises: shuffle": (0, "failed"),
                    "exercises: depthwise_params": (1, "passed"), "steps: sgd_step": (0, "missing"),
-                   "steps: relu_pair": (0, "missing")}
+                   "steps: relu_pair": (0, "missing"), "steps: relu_energy": (0, "missing")}
     assert document["score"] == 3.0
     shuffle = next(t for t in document["tests"] if t["name"] == "exercises: shuffle")
     assert "shuffle is wrong for C =" in shuffle["output"]
@@ -130,7 +131,7 @@ def test_a_single_notebook_bundle_takes_a_renamed_file(tmp_path):
     assert main(["make-autograder", "--source", str(GRADING_FIXTURE / "steps.ipynb"), "--out", str(out),
                  "--catalogue", str(GRADING_CATALOGUE)]) == 0
     document = gradescope_run(tmp_path, out, {"steps (2).ipynb": read("steps.ipynb")})
-    assert document["score"] == 4.0 and "graded steps (2).ipynb as steps.ipynb" in document["output"]
+    assert document["score"] == 5.0 and "graded steps (2).ipynb as steps.ipynb" in document["output"]
 
 
 def test_a_failing_autograder_still_writes_results(tmp_path, bundle):
