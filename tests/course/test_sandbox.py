@@ -86,7 +86,7 @@ def probe(tmp_path, mode, listener, **limits):
              "/etc/passwd", "/proc/1/root/etc/passwd", str(Path(sys.prefix) / "bin")]
     report, results = run(tmp_path, mode, [{"label": "probe", "source": PROBE}],
                           [jobs.Call("p", "probe", (paths, listener[1], os.getpid()), {})], **limits)
-    value, error, _ = results.calls["p"]
+    value, error, _, _ = results.calls["p"]
     assert error is None, (error, report)
     return value, paths
 
