@@ -4,8 +4,8 @@ The columns are nbgrader's export columns for a student (``nbgrader export``: ``
 first_name, email, raw_score, late_submission_penalty, score, max_score``), with one column per notebook between
 the student's names and the totals, named by the notebook's file stem::
 
-    student_id,last_name,first_name,email,01_group_convolution_and_parameters,...,raw_score,late_submission_penalty,score,max_score
-    alice,,,,12,...,61,0,61,69
+    student_id,last_name,first_name,email,01_group_convolution_and_parameters,...,raw_score,...,max_score
+    alice,,,,12,...,61,...,69
 
 nbgrader's export has one row per student *and assignment* (with ``assignment, duedate, timestamp``); here the
 notebooks are the columns, so those three are left out. The names and email are empty (the grader knows a

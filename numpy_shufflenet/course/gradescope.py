@@ -200,9 +200,10 @@ def main(argv=None):
         run(root)
     except Exception as err:                             # still a results.json, with the error for the instructor
         traceback.print_exc()
-        _write_results(root, {"score": 0.0, "execution_time": round(time.monotonic() - start),
-                              "output": f"The autograder failed: {type(err).__name__}: {err}. Please tell your "
-                                        f"instructor (the details are in the autograder's log).", "stdout_visibility": "hidden", "tests": []})
+        output = (f"The autograder failed: {type(err).__name__}: {err}. Please tell your instructor (the details "
+                  f"are in the autograder's log).")
+        _write_results(root, {"score": 0.0, "execution_time": round(time.monotonic() - start), "output": output,
+                              "stdout_visibility": "hidden", "tests": []})
         return 1
     return 0
 

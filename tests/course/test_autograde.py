@@ -343,8 +343,8 @@ def test_a_failing_judge_is_an_error_of_that_exercise_only():
     (["grade", "{tmp}", "--source", "{fixture}", "--out", "{tmp}/file/grades.csv"], "which is a file"),
     (["grade", "{tmp}", "--source", "{fixture}", "--feedback", "{tmp}/file"], "--feedback: expected an output "
                                                                               "folder, got {tmp}/file, which is a file"),
-    (["grade", "{tmp}", "--source", "{fixture}", "--catalogue", "{tmp}/nothing.py"], "--catalogue '{tmp}/nothing.py' "
-                                                                                    "is not a file"),
+    (["grade", "{tmp}", "--source", "{fixture}", "--catalogue", "{tmp}/nothing.py"],
+     "--catalogue '{tmp}/nothing.py' is not a file"),
     (["grade", "{tmp}", "--source", "{fixture}", "--catalogue", "no_such_module_here"], "the exercise catalogue "
                                                                                         "'no_such_module_here' cannot"),
     (["grade", "{tmp}", "--source", "{fixture}", "--catalogue", "json"], "the catalogue 'json' has no CATALOGUE"),
@@ -370,6 +370,19 @@ def test_grade_options_are_checked_by_the_parser(tmp_path, capsys, option, value
     assert exit_.value.code == 2
     message = capsys.readouterr().err                    # argparse's error names the argument and the value
     assert f"argument {option}: {expected}" in message
+
+
+def test_grading_stops_before_anything_runs_without_bubblewrap(tmp_path, capsys, monkeypatch):
+    from numpy_shufflenet.course import sandbox
+
+    monkeypatch.setattr(sandbox, "find_bwrap", lambda: None)
+    subs = write_submissions(tmp_path, ("instructor",))
+    out = tmp_path / "out" / "grades.csv"
+    assert main(["grade", str(subs), "--source", str(FIXTURE), "--out", str(out), "--catalogue",
+                 str(CATALOGUE)]) == 2
+    err = capsys.readouterr().err
+    assert "error: --sandbox auto needs bubblewrap (bwrap), which is not installed: install bubblewrap" in err
+    assert "--sandbox none" in err and not out.exists()
 
 
 def test_source_that_does_not_match_the_catalogue_is_refused(tmp_path, capsys):
