@@ -349,6 +349,7 @@ def _run(program, calls, sandbox, slot, workdir):
     for attempt in range(MAX_RUNS):
         cells = [dict(c, source="pass") if c["label"] in blanked else c for c in program.cells]
         job = tempfile.mkdtemp(prefix=f"job{slot}_", dir=workdir)
+        os.chmod(job, 0o711)                             # entered by the runner's user id, listed by nobody
         try:
             write_job(os.path.join(job, "j"), cells, remaining)
             report = sandbox.run(os.path.join(job, "j"), slot)

@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import zipfile
 from pathlib import Path
 
@@ -155,3 +156,46 @@ def test_make_autograder_argument_errors(tmp_path, capsys):
                  str(GRADING_CATALOGUE)]) == 2
     assert "is a directory, expected a .zip file name" in capsys.readouterr().err
     assert not list(Path(tmp_path).glob("*.zip"))
+
+
+def _world_readable_python():
+    """A Python installation every user can run, with NumPy and nbformat (Gradescope's kind: the system's)."""
+    python = shutil.which("python3", path="/usr/bin")
+    if python is None:
+        return None
+    proc = subprocess.run([python, "-c", "import numpy, nbformat"], capture_output=True)
+    return python if proc.returncode == 0 else None
+
+
+def test_without_bubblewrap_the_students_code_runs_as_another_user(tmp_path, bundle, request):
+    """A container that refuses namespaces (Docker's default): the bundle falls back to --sandbox none, where,
+    as root, the runner drops to an unprivileged user id and the notebooks are root's alone; a cell that reads
+    the instructor notebook gets PermissionError."""
+    python = _world_readable_python()
+    if os.geteuid() != 0 or python is None:
+        pytest.skip("needs root and a Python that every user can run with NumPy and nbformat (Debian: "
+                    "apt-get install python3-numpy python3-nbformat)")
+    tools = tmp_path / "bin"                             # a PATH with everything run_autograder uses but bwrap
+    tools.mkdir()
+    for tool in ("bash", "env", "chmod", "mkdir", "setpriv", "prlimit"):
+        os.symlink(shutil.which(tool), tools / tool)
+    root = Path(tempfile.mkdtemp(prefix="autograder_"))   # as /autograder: every user may enter it
+    os.chmod(root, 0o755)
+    request.addfinalizer(lambda: shutil.rmtree(root, ignore_errors=True))
+    (root / "submission").mkdir(parents=True)
+    with zipfile.ZipFile(bundle) as z:
+        z.extractall(root / "source")
+    nb = read("exercises.ipynb")
+    next(c for c in nb.cells if c.id == "double").source = (
+        f"solution = open({str(root / 'source' / 'notebooks' / 'exercises.ipynb')!r}).read()\n"
+        "def double(x):\n    return 2 * x")
+    nbformat.write(nb, root / "submission" / "exercises.ipynb")
+    env = {"PATH": str(tools), "AUTOGRADER_ROOT": str(root), "AUTOGRADER_PYTHON": python}
+    proc = subprocess.run([str(tools / "bash"), str(root / "source" / "run_autograder")], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "as an unprivileged user id" in proc.stdout
+    document = json.loads((root / "results" / "results.json").read_text())
+    tests = {t["name"]: (t["score"], t["output"]) for t in document["tests"]}
+    assert tests["exercises: double"][0] == 0 and "PermissionError" in tests["exercises: double"][1]
+    assert tests["exercises: shuffle"][0] == 3 and document["score"] == 4.0
