@@ -361,7 +361,8 @@ def _run(program, calls, sandbox, slot, workdir):
         state.outcomes.update(results.calls)
         state.problems += results.problems
         remaining = [c for c in remaining if c.id not in state.outcomes]
-        if results.done or not remaining:
+        finished = results.done and report.returncode == 0 and not report.timed_out
+        if finished or not remaining:
             break
         status = "timeout" if report.timed_out else "error"
         reason = report.reason() or "the runner stopped before it finished"
