@@ -71,6 +71,12 @@ USERNS_HINT = ("bubblewrap could not create its namespaces. On Ubuntu 24.04 unpr
                "--cap-add SYS_ADMIN) or grade with --sandbox none inside it")
 
 
+OTHER_HINT = ("The sandbox holds only /usr, the Python installation (its prefixes and the site-packages of NumPy, "
+              "Matplotlib and tqdm) and this package: a Python that needs files elsewhere cannot run in it. Grade "
+              "with a Python installed in one of those places, or with --sandbox none where each grading run is "
+              "isolated otherwise")
+
+
 class SandboxUnavailable(ValueError):
     """``--sandbox auto`` cannot sandbox the runner here (raised before anything is graded)."""
 
@@ -158,7 +164,9 @@ def _system_binds():
             args += ["--symlink", os.readlink(path), str(path)]
         elif path.is_dir():
             args += ["--ro-bind", str(path), str(path)]
-    return args + ["--ro-bind-try", "/etc/ld.so.cache", "/etc/ld.so.cache"]
+    # the loader's cache, and the links through which Debian's packages pick a BLAS (python3-numpy's libblas)
+    return args + ["--ro-bind-try", "/etc/ld.so.cache", "/etc/ld.so.cache",
+                   "--ro-bind-try", "/etc/alternatives", "/etc/alternatives"]
 
 
 def _ro_bind(path, dest, made):
@@ -492,7 +500,7 @@ def check_bwrap(limits=Limits()):
     if problem is not None:
         last = problem.strip().splitlines()[-1][:300]
         hint = USERNS_HINT if any(word in problem for word in ("uid map", "namespace", "Operation not permitted",
-                                                               "Permission denied")) else INSTALL_HINT
+                                                               "Permission denied")) else OTHER_HINT
         raise SandboxUnavailable(f"--sandbox auto: bubblewrap is installed but could not run the grader's runner "
                                  f"({last}). {hint}")
 

@@ -4,9 +4,13 @@ found: the file system, the processes, the network, its user id and its limits; 
 the grader's own machine. The limits are then tested by exceeding each one. Tests that need bubblewrap skip
 with its reason where it is missing or refused (``.ci/run`` installs it)."""
 
+import json
 import os
+import shutil
 import socket
+import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -195,3 +199,45 @@ def test_python_folders_are_the_installation_and_its_site_packages():
         f in Path(np.__file__).resolve().parents for f in folders)
     assert all(f.is_dir() for f in folders)
     assert not any(f == ROOT or f in ROOT.parents for f in folders)      # never the project with its notebooks
+
+
+UNPRIVILEGED = '''
+import json, os, sys, tempfile
+from numpy_shufflenet.course import jobs, sandbox
+sandbox.check_bwrap()
+box = sandbox.Sandbox("bwrap", sandbox.Limits(timeout=60, processes=16, memory=2**30))
+root = tempfile.mkdtemp()
+jobs.write_job(os.path.join(root, "j"), [{"label": "probe", "source": sys.argv[1]}],
+               [jobs.Call("p", "probe", (sys.argv[2:], 1, 1), {})])
+report = box.run(os.path.join(root, "j"))
+value, error, _, _ = jobs.read_results(os.path.join(root, "j"), ["probe"], ["p"]).calls["p"]
+print(json.dumps({"describe": box.describe(), "returncode": report.returncode, "error": error, "found": value}))
+'''
+
+
+def test_as_an_unprivileged_user_bubblewrap_makes_a_user_namespace(bwrap):
+    """The grader run by an ordinary user (an instructor's laptop): bubblewrap makes a user namespace, and the
+    process limit is set inside it, so that it counts the sandbox's processes, not the user's."""
+    python = shutil.which("python3", path="/usr/bin")
+    if os.geteuid() != 0 or python is None or subprocess.run([python, "-c", "import numpy"]).returncode != 0:
+        pytest.skip("needs root (to become another user) and a Python every user can run, with NumPy (Debian: "
+                    "apt-get install python3-numpy)")
+    if not all(os.stat(p).st_mode & 0o005 == 0o005 for p in [ROOT, *ROOT.parents]):
+        pytest.skip(f"{ROOT} is not readable by every user")
+    secret = Path(tempfile.mkdtemp())                 # its home: under /tmp, where that user can go
+    os.chmod(secret, 0o777)
+    script = secret / "probe.py"
+    script.write_text(UNPRIVILEGED)
+    os.chmod(script, 0o644)
+    paths = [str(GRADING_FIXTURE / "exercises.ipynb"), str(ROOT / "README.md")]
+    proc = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", python, str(script), PROBE,
+                           *paths], capture_output=True, text=True, timeout=300, cwd=secret,
+                          env={"PATH": "/usr/bin:/bin", "HOME": str(secret), "PYTHONPATH": str(ROOT)})
+    shutil.rmtree(secret, ignore_errors=True)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout.splitlines()[-1])
+    found = result["found"]
+    assert "a user namespace" in result["describe"] and result["error"] is None
+    assert found["uid"] == 65534 and max(found["pids"]) < 10 and found["interfaces"] == ["lo"]
+    assert found["exists"] == dict.fromkeys(paths, False)
+    assert found["limits"]["RLIMIT_NPROC"] == 16 and found["limits"]["RLIMIT_AS"] == 2**30
