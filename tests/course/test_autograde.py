@@ -341,8 +341,8 @@ def test_a_failing_judge_is_an_error_of_that_exercise_only():
     (["grade", "{tmp}", "--source", "{tmp}", "--catalogue", "{catalogue}"], "holds no notebook with exercises"),
     (["grade", "{tmp}", "--source", "{fixture}", "--out", "{tmp}"], "--out '{tmp}' is a directory"),
     (["grade", "{tmp}", "--source", "{fixture}", "--out", "{tmp}/file/grades.csv"], "which is a file"),
-    (["grade", "{tmp}", "--source", "{fixture}", "--feedback", "{tmp}/file"], "--feedback: expected an output "
-                                                                              "folder, got {tmp}/file, which is a file"),
+    (["grade", "{tmp}", "--source", "{fixture}", "--feedback", "{tmp}/file"],
+     "--feedback: expected an output folder, got {tmp}/file, which is a file"),
     (["grade", "{tmp}", "--source", "{fixture}", "--catalogue", "{tmp}/nothing.py"],
      "--catalogue '{tmp}/nothing.py' is not a file"),
     (["grade", "{tmp}", "--source", "{fixture}", "--catalogue", "no_such_module_here"], "the exercise catalogue "
