@@ -11,7 +11,9 @@ interleaved, with the same seed; the table gives the wall seconds per notebook (
 x notebooks, the median over the rounds) and the speed-ups the issue asks about:
 
 * ``--jobs 2`` against ``--jobs 1`` (target: at least 1.7x on 2 cores), for each sandbox setting;
-* bubblewrap's cost per notebook against ``--sandbox none`` (target: at most 15 %), for each ``--jobs``.
+* bubblewrap's cost per notebook against ``--sandbox none`` (target: at most 15 %), for each ``--jobs``, and
+  its own cost per run, measured on an empty program (the load of a shared machine moves whole runs by more
+  than that cost).
 
 The exercise catalogue is the course's (``numpy_shufflenet.course.exercises``); where it is not installed the
 benchmark says so and uses a stand-in that asks one call per exercise and judges nothing, so that the figures
@@ -66,6 +68,34 @@ def stand_in_catalogue(source):
     return types.SimpleNamespace(__name__="stand-in", CATALOGUE={e.name: e for v in table.values() for e in v},
                                  exercises_of=lambda stem: table.get(stem, []),
                                  Outcome=namedtuple("Outcome", "value error args_after", defaults=(None,) * 3))
+
+
+OVERHEAD_RUNS = 15
+
+
+def run_overhead(modes):
+    """``(seconds without a sandbox, seconds under bubblewrap)`` of one run of an empty program, the median of
+    :data:`OVERHEAD_RUNS` runs each, alternating: bubblewrap's own cost, which the load of a shared machine
+    hides in the whole runs' figures. None unless both settings are benchmarked."""
+    from numpy_shufflenet.course import jobs, sandbox
+
+    if set(modes) != {"none", "auto"}:
+        return None
+    limits = sandbox.Limits(timeout=60)
+    boxes = {"none": sandbox.Sandbox("none", limits), "bwrap": sandbox.Sandbox("bwrap", limits)}
+    times = {name: [] for name in boxes}
+    for _ in range(OVERHEAD_RUNS):
+        for name, box in boxes.items():
+            folder = tempfile.mkdtemp(prefix="bench_run_")
+            os.chmod(folder, 0o711)
+            try:
+                jobs.write_job(os.path.join(folder, "j"), [{"label": "c", "source": "import numpy"}], [])
+                start = time.perf_counter()
+                box.run(os.path.join(folder, "j"))
+                times[name].append(time.perf_counter() - start)
+            finally:
+                sandbox.remove_tree(folder)
+    return statistics.median(times["none"]), statistics.median(times["bwrap"])
 
 
 def load(catalogue, source):
@@ -125,6 +155,7 @@ def main(argv=None):
                     print(f"  round {round_ + 1}: --sandbox {mode:4s} --jobs {jobs}: {times[mode, jobs][-1]:6.2f} s "
                           f"per notebook, load {os.getloadavg()[0]:.2f}" + (f"   (not passed: {', '.join(odd)})"
                                                                             if odd else ""), flush=True)
+        overhead = run_overhead(args.sandbox)
         seconds = {key: statistics.median(values) for key, values in times.items()}
         for (mode, jobs), value in seconds.items():
             print(f"--sandbox {mode:4s} --jobs {jobs}: {value:6.2f} s per notebook (median of {args.rounds})")
@@ -139,6 +170,12 @@ def main(argv=None):
                 cost = seconds["auto", jobs] / seconds["none", jobs] - 1
                 print(f"--jobs {jobs}: bubblewrap costs {cost:+.1%} per notebook (target <= {TARGET_SANDBOX:.0%}): "
                       f"{'met' if cost <= TARGET_SANDBOX else 'NOT met'}")
+        if overhead is not None:
+            none, bwrap = overhead
+            per_notebook = (bwrap - none) / seconds.get(("auto", 1), seconds[min(seconds)])
+            print(f"one run of an empty program (import numpy), median of {OVERHEAD_RUNS}, interleaved: "
+                  f"{none * 1000:.0f} ms without a sandbox, {bwrap * 1000:.0f} ms under bubblewrap: "
+                  f"{(bwrap - none) * 1000:+.0f} ms a run, {per_notebook:+.1%} of a notebook's time")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
