@@ -264,11 +264,13 @@ class Sandbox:
         else:
             args += ["--unshare-all"]
         args += _system_binds()
+        # /tmp first: a Python installation under /tmp (a CI job's virtual environment) is bound into it after
+        args += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--size", str(TMP_BYTES), "--tmpfs", "/tmp"]
+        made.add(Path("/tmp"))
         for folder in self.folders:
             args += _ro_bind(folder, folder, made)
         args += _ro_bind(PACKAGE, f"{INSIDE_PACKAGE}/{PACKAGE.name}", made)
-        args += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--size", str(TMP_BYTES), "--tmpfs", "/tmp",
-                 "--perms", "0755", "--dir", INSIDE_JOB, "--bind", str(job), INSIDE_JOB,
+        args += ["--perms", "0755", "--dir", INSIDE_JOB, "--bind", str(job), INSIDE_JOB,
                  "--ro-bind", str(job / "in"), f"{INSIDE_JOB}/in", "--remount-ro", "/", "--chdir", "/tmp",
                  "--clearenv"]
         for key, value in _environment(INSIDE_PACKAGE, INSIDE_JOB).items():

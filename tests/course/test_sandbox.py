@@ -102,7 +102,7 @@ def test_what_the_code_sees_inside_bubblewrap(tmp_path, bwrap, listener):
     assert found["exists"] == {secret: False, instructor: False, tests: False, home_file: False, passwd: False,
                                host_passwd: False, python: True}
     assert set(found["top"]) <= {"bin", "sbin", "lib", "lib32", "lib64", "libx32", "usr", "etc", "opt", "proc", "dev",
-                                 "tmp", "job", *Path(sys.prefix).parts[1:2]}
+                                 "tmp", "job", *(f.parts[1] for f in sandbox.python_folders())}
     assert found["writable"] == {"/tmp/x": True, "/job/out/x": True, "/job/in/x": False, "/job/x": False,
                                  "/usr/x": False, "/x": False, "/opt/numpy_shufflenet/numpy_shufflenet/x": False}
     # its own process ids (bubblewrap's init and the runner): the grader's process is not there to signal
