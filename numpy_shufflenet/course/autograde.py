@@ -53,11 +53,11 @@ import importlib
 import importlib.util
 import math
 import os
-import queue
 import secrets
 import sys
 import tempfile
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -565,44 +565,71 @@ def grade_dir(submissions, source="notebooks", out="grades.csv", feedback=None, 
     return grades
 
 
+class _Longest:
+    """Hands out tasks (``(student folder, assignment)``) slowest notebook first, as far as it has seen: each
+    notebook's first submission in the order given, then the remaining ones of the notebook whose submissions
+    took longest on average. Long tasks go early and short ones fill the end, so that the last worker does not
+    run alone (longest processing time first, with estimates learned while grading)."""
+
+    def __init__(self, tasks):
+        self.lock = threading.Lock()
+        self.waiting = {}                            # notebook name -> [task index, ...] in the order given
+        for i, (_, assignment) in enumerate(tasks):
+            self.waiting.setdefault(assignment.name, []).append(i)
+        self.seconds = {}                            # notebook name -> [seconds of each graded submission]
+
+    def next(self):
+        """The index of the next task, or None when none is left."""
+        with self.lock:
+            left = [name for name, indices in self.waiting.items() if indices]
+            if not left:
+                return None
+            unseen = [name for name in left if name not in self.seconds]
+            name = unseen[0] if unseen else max(left, key=lambda n: sum(self.seconds[n]) / len(self.seconds[n]))
+            return self.waiting[name].pop(0)
+
+    def done(self, name, seconds):
+        with self.lock:
+            self.seconds.setdefault(name, []).append(seconds)
+
+
 def _grade_all(tasks, box, root_seed, jobs, log, progress):
-    """Grade ``tasks`` (``(student folder, assignment)`` pairs) ``jobs`` at a time; the rows of each, in the
-    order of ``tasks``."""
-    slots = queue.SimpleQueue()
-    for slot in range(jobs):
-        slots.put(slot)
-    workdir = tempfile.mkdtemp(prefix="numpy_shufflenet_grading_")
-    os.chmod(workdir, 0o711)                         # the runner's user enters its job folder, sees no other
-    lock = threading.Lock()
-
-    def one(task):
-        student_dir, assignment = task
-        slot = slots.get()
-        try:
-            rows = grade_notebook(assignment, student_dir / assignment.name, student_dir.name, box, root_seed,
-                                  slot, workdir)
-        except Exception as err:                     # a bug of ours must not stop the other students
-            rows = _rows(student_dir.name, assignment, "error",
-                         f"grading failed: {type(err).__name__}: {_one_line(err, 200)}")
-        finally:
-            slots.put(slot)
-        with lock:
-            bar.update(1)
-            if log is not None and bar.disable:
-                log(_summary_line(rows))
-            elif log is not None:
-                tqdm.write(_summary_line(rows), file=sys.stderr)
-        return rows
-
+    """Grade ``tasks`` (``(student folder, assignment)`` pairs) ``jobs`` at a time, one sandbox each; the rows
+    of each, in the order of ``tasks`` (whatever order they were graded in)."""
     from tqdm import tqdm
 
     from .sandbox import remove_tree
 
+    workdir = tempfile.mkdtemp(prefix="numpy_shufflenet_grading_")
+    os.chmod(workdir, 0o711)                         # the runner's user enters its job folder, sees no other
+    order, results, lock = _Longest(tasks), [None] * len(tasks), threading.Lock()
     bar = tqdm(total=len(tasks), unit="notebook", desc="grading", disable=None if progress else True,
                file=sys.stderr)
+
+    def worker(slot):                                # slot: which unprivileged user id its sandboxes run as
+        while (i := order.next()) is not None:
+            student_dir, assignment = tasks[i]
+            start = time.monotonic()
+            try:
+                rows = grade_notebook(assignment, student_dir / assignment.name, student_dir.name, box, root_seed,
+                                      slot, workdir)
+            except Exception as err:                 # a bug of ours must not stop the other students
+                rows = _rows(student_dir.name, assignment, "error",
+                             f"grading failed: {type(err).__name__}: {_one_line(err, 200)}")
+            order.done(assignment.name, time.monotonic() - start)
+            results[i] = rows
+            with lock:
+                bar.update(1)
+                if log is not None and bar.disable:
+                    log(_summary_line(rows))
+                elif log is not None:
+                    tqdm.write(_summary_line(rows), file=sys.stderr)
+
     try:
         with ThreadPoolExecutor(max_workers=jobs) as pool:
-            return list(pool.map(one, tasks))
+            for future in [pool.submit(worker, slot) for slot in range(jobs)]:
+                future.result()
+        return results
     finally:
         bar.close()
         remove_tree(workdir)

@@ -308,6 +308,17 @@ def test_blank_submission_is_graded_without_a_run(tmp_path):
     assert [(g.points, g.status) for g in grades] == [(0, "not done")] * 3 + [(0, "manual")]
 
 
+def test_the_slowest_notebook_is_graded_first_once_its_time_is_known():
+    tasks = [(student, type("A", (), {"name": name})) for student in "abc" for name in ("fast", "slow")]
+    order = autograde._Longest(tasks)
+    first = [order.next(), order.next()]                 # one of each notebook, in the order given
+    assert [tasks[i][1].name for i in first] == ["fast", "slow"]
+    order.done("fast", 1.0)
+    order.done("slow", 9.0)
+    rest = [order.next() for _ in range(4)]
+    assert [tasks[i][1].name for i in rest] == ["slow", "slow", "fast", "fast"] and order.next() is None
+
+
 def test_seeds_are_drawn_per_student_notebook_and_exercise():
     seed = autograde.exercise_seed
     assert seed(7, "alice", "exercises", "double") == seed(7, "alice", "exercises", "double")
