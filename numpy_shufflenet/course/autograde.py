@@ -577,6 +577,7 @@ class _Longest:
         for i, (_, assignment) in enumerate(tasks):
             self.waiting.setdefault(assignment.name, []).append(i)
         self.seconds = {}                            # notebook name -> [seconds of each graded submission]
+        self.started = set()
 
     def next(self):
         """The index of the next task, or None when none is left."""
@@ -584,8 +585,13 @@ class _Longest:
             left = [name for name, indices in self.waiting.items() if indices]
             if not left:
                 return None
-            unseen = [name for name in left if name not in self.seconds]
-            name = unseen[0] if unseen else max(left, key=lambda n: sum(self.seconds[n]) / len(self.seconds[n]))
+            unstarted = [name for name in left if name not in self.started]
+            if unstarted:
+                name = unstarted[0]
+            else:                                    # not timed yet counts as slowest: it may well be
+                name = max(left, key=lambda n: sum(self.seconds[n]) / len(self.seconds[n]) if n in self.seconds
+                           else math.inf)
+            self.started.add(name)
             return self.waiting[name].pop(0)
 
     def done(self, name, seconds):
