@@ -159,11 +159,13 @@ def test_make_autograder_argument_errors(tmp_path, capsys):
 
 
 def _world_readable_python():
-    """A Python installation every user can run, with NumPy and nbformat (Gradescope's kind: the system's)."""
+    """A Python installation every user can run that imports this package's grader and nbformat (Gradescope's
+    kind: the system's)."""
     python = shutil.which("python3", path="/usr/bin")
     if python is None:
         return None
-    proc = subprocess.run([python, "-c", "import numpy, nbformat"], capture_output=True)
+    proc = subprocess.run([python, "-c", "import nbformat, numpy_shufflenet.course.gradescope"], capture_output=True,
+                          env={"PYTHONPATH": str(Path(__file__).resolve().parents[2]), "PATH": "/usr/bin:/bin"})
     return python if proc.returncode == 0 else None
 
 
@@ -173,8 +175,8 @@ def test_without_bubblewrap_the_students_code_runs_as_another_user(tmp_path, bun
     the instructor notebook gets PermissionError."""
     python = _world_readable_python()
     if os.geteuid() != 0 or python is None:
-        pytest.skip("needs root and a Python that every user can run with NumPy and nbformat (Debian: "
-                    "apt-get install python3-numpy python3-nbformat)")
+        pytest.skip("needs root and a Python that every user can run with this package's requirements and nbformat "
+                    "(Debian: apt-get install python3-numpy python3-matplotlib python3-tqdm python3-nbformat)")
     tools = tmp_path / "bin"                             # a PATH with everything run_autograder uses but bwrap
     tools.mkdir()
     for tool in ("bash", "env", "chmod", "mkdir", "setpriv", "prlimit"):

@@ -219,9 +219,12 @@ def test_as_an_unprivileged_user_bubblewrap_makes_a_user_namespace(bwrap):
     """The grader run by an ordinary user (an instructor's laptop): bubblewrap makes a user namespace, and the
     process limit is set inside it, so that it counts the sandbox's processes, not the user's."""
     python = shutil.which("python3", path="/usr/bin")
-    if os.geteuid() != 0 or python is None or subprocess.run([python, "-c", "import numpy"]).returncode != 0:
-        pytest.skip("needs root (to become another user) and a Python every user can run, with NumPy (Debian: "
-                    "apt-get install python3-numpy)")
+    importable = python is not None and subprocess.run(
+        [python, "-c", "import numpy_shufflenet.course.sandbox"], capture_output=True,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}).returncode == 0
+    if os.geteuid() != 0 or not importable:
+        pytest.skip("needs root (to become another user) and a Python every user can run that imports this package "
+                    "(Debian: apt-get install python3-numpy python3-matplotlib python3-tqdm)")
     if not all(os.stat(p).st_mode & 0o005 == 0o005 for p in [ROOT, *ROOT.parents]):
         pytest.skip(f"{ROOT} is not readable by every user")
     secret = Path(tempfile.mkdtemp())                 # its home: under /tmp, where that user can go
