@@ -1,5 +1,5 @@
-"""Command line: ``python -m numpy_shufflenet {table1,summary,make-student,grade,train,convert,predict} ...``;
-``--help`` on each."""
+"""Command line: ``python -m numpy_shufflenet {table1,summary,make-student,grade,make-autograder,train,convert,
+predict} ...``; ``--help`` on each."""
 
 import argparse
 import math
@@ -73,19 +73,74 @@ def _make_student(args):
 
 def _grade(args):
     try:
-        import nbclient  # noqa: F401                  # the dev extra: checked before any work
-        import nbformat  # noqa: F401
+        import nbformat  # noqa: F401                  # the dev extra: checked before any work
     except ImportError as err:
-        raise ValueError(f"grade needs nbclient and nbformat ({err}); install them with "
+        raise ValueError(f"grade needs nbformat ({err}); install it with "
                          f"python -m pip install -e \".[dev]\"") from None
     from .course.autograde import format_table, grade_dir
 
     grades = grade_dir(args.submissions, source=args.source, out=args.out, feedback=args.feedback,
                        timeout=args.timeout, log=lambda line: print(line, file=sys.stderr, flush=True),
+                       **_grading_options(args), gradebook=args.gradebook, progress=True,
                        manual=args.manual)
     print(format_table(grades))
     feedback = args.feedback or str(Path(args.out).parent / "feedback")
-    print(f"wrote {args.out} ({len(grades)} rows) and one feedback file per student in {feedback}")
+    gradebook = args.gradebook or str(Path(args.out).parent / "gradebook.csv")
+    print(f"wrote {args.out} ({len(grades)} rows), {gradebook} and one feedback file per student in {feedback}")
+
+
+def _grading_options(args):
+    """The options of ``grade`` that say how the students' code runs (shared with ``make-autograder``)."""
+    return {"jobs": args.jobs, "sandbox": args.sandbox, "memory": args.memory, "seed": args.seed,
+            "catalogue": args.catalogue}
+
+
+def _make_autograder(args):
+    try:
+        import nbformat  # noqa: F401
+    except ImportError as err:
+        raise ValueError(f"make-autograder needs nbformat ({err}); install it with "
+                         f"python -m pip install -e \".[dev]\"") from None
+    from .course.gradescope import make_autograder
+
+    path, notebooks = make_autograder(args.source, args.out, catalogue=args.catalogue, timeout=args.timeout,
+                                      memory=args.memory)
+    print(f"wrote {path}: a Gradescope autograder for {', '.join(notebooks)}")
+
+
+def _bytes(text):
+    """argparse type of --memory: bytes, or a number with K, M or G (binary units: 2G = 2 GiB)."""
+    raw = text.strip().upper().removesuffix("B").removesuffix("I")
+    unit = raw[-1:] if raw[-1:] in ("K", "M", "G") else ""
+    try:
+        value = float(raw.removesuffix(unit) if unit else raw) * {"": 1, "K": 2**10, "M": 2**20, "G": 2**30}[unit]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a size such as 2G or 512M, got {text!r}") from None
+    if not math.isfinite(value) or value < 2**27:
+        raise argparse.ArgumentTypeError(f"expected a size of at least 128M, got {text!r}")
+    return int(value)
+
+
+def _add_sandbox_options(p, jobs=True):
+    """The options of how the students' code runs (``grade``, and the Gradescope bundle's defaults)."""
+    p.add_argument("--timeout", type=_seconds, default=300.0,
+                   help="seconds of wall time for one run of a notebook's code (default 300); a step that runs "
+                        "out of time gets 0 and the rest is run again without it")
+    p.add_argument("--memory", type=_bytes, default=None,
+                   help="address space of each process running a student's code, e.g. 2G (the default) or 512M")
+    p.add_argument("--catalogue", default=None,
+                   help="the exercise catalogue: a module name or a .py file with CATALOGUE and exercises_of "
+                        "(default numpy_shufflenet.course.exercises)")
+    if not jobs:
+        return
+    p.add_argument("--jobs", type=_int_at_least(1), default=None,
+                   help="submissions graded at once, one sandbox each (default: the cores this process may use)")
+    p.add_argument("--sandbox", choices=("auto", "none"), default="auto",
+                   help="auto (default): run each student's code under bubblewrap (bwrap), and stop with what to "
+                        "do when it is missing or refused; none: without isolation (a warning; only where each "
+                        "grading run is isolated otherwise)")
+    p.add_argument("--seed", type=_int_at_least(0), default=None,
+                   help="seed of the inputs drawn for every student (default: a new one each run, printed)")
 
 
 def _seconds(text):
@@ -166,27 +221,41 @@ def build_parser():
                                                         "copies of the same names")
     p.set_defaults(run=_make_student)
 
-    p = commands.add_parser("grade", help="grade submitted notebooks against the instructor notebooks",
-                            description="For every SUBMISSIONS/<student>/<notebook>.ipynb, put the student's "
+    p = commands.add_parser("grade", help="grade submitted notebooks: each student's code in a sandbox, the "
+                                          "points from its results",
+                            description="For every SUBMISSIONS/<student>/<notebook>.ipynb, take the student's "
                                         "solution and answer cells (matched by nbgrader grade_id) into the "
-                                        "instructor notebook of --source, run it in a fresh kernel, "
-                                        "and award each check cell's points when it "
-                                        "runs without error. Writes --out (CSV: student, notebook, exercise, "
-                                        "points, max_points, status, message) and one feedback file per student. "
-                                        "The students' code runs with your rights: grade in an account or "
-                                        "container that holds nothing else of value.")
+                                        "student copy of the notebook of --source, run it in a sandbox "
+                                        "(bubblewrap: no network, no view of your files, limits on memory and "
+                                        "time), call each exercise's functions on inputs drawn now from the "
+                                        "exercise catalogue, and judge the returned data outside the sandbox. "
+                                        "Writes --out (CSV: student, notebook, exercise, points, max_points, "
+                                        "status, message), gradebook.csv (one row per student) and one feedback "
+                                        "file per student.")
     p.add_argument("submissions", metavar="SUBMISSIONS", help="folder with one sub-folder of notebooks per student")
     p.add_argument("--source", default="notebooks", help="folder of instructor notebooks (default notebooks)")
     p.add_argument("--out", default="grades.csv", help="CSV file to write (default grades.csv)")
     p.add_argument("--feedback", default=None, help="folder for the feedback files (default: feedback/ beside "
                                                     "--out)")
-    p.add_argument("--timeout", type=_seconds, default=300.0,
-                   help="seconds for all the cells of one notebook (default 300); an exercise that runs out of "
-                        "time gets 0 and the notebook is run again without it")
+    p.add_argument("--gradebook", default=None, help="one row per student, for an LMS (default: gradebook.csv "
+                                                     "beside --out)")
+    _add_sandbox_options(p)
     p.add_argument("--manual", default=None, metavar="MANUAL.csv",
                    help="points given by hand to written answers (CSV: student, notebook, exercise, points), "
                         "checked before grading and merged into --out and the feedback")
     p.set_defaults(run=_grade)
+
+    p = commands.add_parser("make-autograder", help="a Gradescope autograder (.zip) for the notebooks of --source",
+                            description="Write a Gradescope autograder: setup.sh, run_autograder, this package "
+                                        "(with its exercise catalogue) and the instructor notebooks of --source. "
+                                        "Gradescope runs it once per submission: it grades the submitted "
+                                        "notebooks with the same sandboxed runner as grade and writes "
+                                        "results/results.json.")
+    p.add_argument("--source", default="notebooks", help="folder of instructor notebooks, or one notebook "
+                                                         "(default notebooks)")
+    p.add_argument("--out", default="autograder.zip", help="zip file to write (default autograder.zip)")
+    _add_sandbox_options(p, jobs=False)
+    p.set_defaults(run=_make_autograder)
 
     p = commands.add_parser("train", help="train a small ShuffleNet on the generated shapes data set",
                             description="Train a ShuffleNet on generated 32x32 shape images (8 classes) with SGD "

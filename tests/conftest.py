@@ -249,3 +249,36 @@ def pytest_terminal_summary(terminalreporter):
     terminalreporter.section("worst gradient-check rel error per layer (numeric vs analytic, float64)")
     for name, err in sorted(_worst_rel_error.items()):
         terminalreporter.write_line(f"  {name:<32s} {err:9.2e}   (tol {GRAD_TOL:.0e})")
+
+
+# --------------------------------------------------------------------------------------------------------------
+# grading: the sandbox and the fixture course
+# --------------------------------------------------------------------------------------------------------------
+GRADING_FIXTURE = Path(__file__).resolve().parent / "fixtures" / "grading"
+GRADING_CATALOGUE = GRADING_FIXTURE / "catalogue.py"       # the fixture notebooks' exercise catalogue
+
+
+@pytest.fixture(scope="session")
+def bwrap():
+    """Skips the test, with bubblewrap's own reason, where ``--sandbox auto`` cannot run here (bwrap missing, or
+    refused by the kernel or AppArmor); ``.ci/run`` installs it where it can."""
+    from numpy_shufflenet.course.sandbox import SandboxUnavailable, check_bwrap
+
+    try:
+        check_bwrap()
+    except SandboxUnavailable as err:
+        pytest.skip(f"no bubblewrap sandbox here: {err}")
+    return "auto"
+
+
+@pytest.fixture(scope="session")
+def sandbox_mode():
+    """``"auto"`` where bubblewrap runs here, else ``"none"``: for grading tests that do not test the isolation
+    itself (those use :func:`bwrap` and skip)."""
+    from numpy_shufflenet.course.sandbox import SandboxUnavailable, check_bwrap
+
+    try:
+        check_bwrap()
+    except SandboxUnavailable:
+        return "none"
+    return "auto"

@@ -1,171 +1,190 @@
-r"""Grade submitted notebooks: each student's answers, run inside the instructor's notebook.
+r"""Grade submitted notebooks: run each student's code in a sandbox, and judge only the data it returns.
 
 ``python -m numpy_shufflenet grade SUBMISSIONS --source notebooks --out grades.csv`` (or :func:`grade_dir`)
-grades every ``SUBMISSIONS/<student>/<notebook>.ipynb`` whose name is a notebook of ``--source`` that has graded
-cells. The exercises are read from nbgrader's cell metadata (schema 3, checked by
-:func:`numpy_shufflenet.course.release.check_nbgrader`):
+grades every ``SUBMISSIONS/<student>/<notebook>.ipynb`` whose name is a notebook of ``--source`` with exercises
+in the exercise catalogue (``numpy_shufflenet.course.exercises``, or ``--catalogue``). Each exercise of the
+catalogue is a solution cell of the instructor notebook (nbgrader metadata, ``grade_id`` = the exercise's name,
+checked by :func:`numpy_shufflenet.course.release.check_nbgrader`) or a written answer (a markdown cell).
 
-* a **solution cell** (code, ``solution: true``, ``grade_id`` ``<name>``) holds what the student writes;
-* its **check cells** (code, ``grade: true``, locked, ``grade_id`` ``<name>_check``, ``<name>_check2``, ...)
-  hold the visible checks and the hidden tests; exercise ``<name>`` is worth the sum of their ``points``;
-* a **written answer** (markdown, ``solution: true, grade: true``) is graded by hand: status ``manual``.
+For each submission, the **trusted process** (this module) and the **runner** (the student's code, in a
+sandbox) share only plain data:
 
-For each submission:
+1. **The program.** The code cells of the student copy (:func:`~numpy_shufflenet.course.release.
+   make_student_notebook`: no solution, no hidden test), in order, with each solution cell replaced by the
+   student's cell of the same ``grade_id`` (else the same cell id); check cells (``grade: true``) are left out,
+   so nothing but the student's answers comes from the submission: an edited or deleted check counts for
+   nothing. A solution cell that is missing, or still the stub, is ``missing`` or ``not done`` without a run.
+2. **The inputs.** Each exercise draws its cases from the catalogue (``Exercise.cases(seed)``) with a seed chosen
+   now, one per student, notebook and exercise (from ``--seed``, or a random one for the run): nothing the
+   student could have computed in advance.
+3. **The run.** The program and the calls go into a job folder (:mod:`.jobs`), and the runner
+   (:mod:`.runner`) runs them in a sandbox (:mod:`.sandbox`: bubblewrap, no network, no view of the grader's
+   files, limits on memory, CPU time, wall time, file size and processes). It writes back each cell's error and
+   each call's returned value (and the arguments after it, for an in-place update) as JSON and ``.npy`` files.
+4. **The verdict.** Everything the runner wrote is read with every check (:func:`.jobs.read_results`: no
+   symbolic links, ``.npy`` headers checked before loading, sizes bounded, nothing unpickled) into ``Outcome``
+   records, and the catalogue's ``Exercise.judge(cases, outcomes)`` gives the points, the status and the
+   message, here, in the trusted process. Nothing the student's code says about itself is a point.
 
-1. **Take only the student's answers.** The solution cells and written answers are matched by their
-   ``grade_id`` (else by their cell id); nothing else of the submission is used, so an edited check cell or a
-   deleted hidden test counts for nothing. A solution cell that is missing, or still the stub of the student
-   copy, is ``missing`` or ``not done``.
-2. **Put them into the instructor notebook** in place of the solutions, and run it top to bottom in a fresh
-   kernel (nbclient, errors allowed, so one failing cell does not stop the cells after it): the course's checks
-   raise ``ExerciseNotDone`` for a function that still raises ``NotImplementedError``, in grading as in the
-   student's own notebook. (``NUMPY_SHUFFLENET_GRADING=1`` is still set, for notebooks whose own checks read
-   it.) The kernel starts in an empty temporary folder and gets ``timeout`` seconds for all the cells of the notebook
-   (counted from the start of the first cell; the kernel's start-up has its own limit). When the time runs out
-   inside one exercise (an infinite loop, say), that exercise gets ``timeout`` and the notebook is run again
-   with its solution blanked, so the other exercises are still graded (at most :data:`MAX_RUNS` runs). The
-   outputs kept are capped at :data:`MAX_OUTPUT_BYTES` per run.
-3. **Award points.** A check cell that ran without raising earns its ``points``; one that raised earns 0, and
-   its error is the message.
+A run that ends early (an infinite loop past ``--timeout``, a crash, memory exhausted) is read as far as it got:
+the step it stopped in (a cell, or one call) gets ``timeout`` or ``error``, and the runner is started again
+without it for the rest (at most :data:`MAX_RUNS` runs per notebook). Nothing about one submission stops the
+others: every failure is a status and a message.
 
-The statuses, one per exercise: ``passed`` (every check ran without error), ``failed`` (some check raised; the
-points count the ones that passed), ``not done`` (the stub is still there, or a check met
-``NotImplementedError`` or the course checks' ``ExerciseNotDone``), ``error`` (the student's own cell raised, or
-the kernel died in it; the checks still decide the points), ``timeout``, ``not run`` (the run stopped before
-this exercise's checks), ``missing`` (the cell or the whole notebook is not in the submission), ``invalid``
-(the file is not valid JSON, not a notebook, or larger than :data:`MAX_NOTEBOOK_BYTES`) and ``manual`` (a
-written answer: ``points`` is left empty for the grader, or 0 when nothing was written).
+The statuses: ``passed``, ``failed``, ``not done``, ``error`` (the catalogue's judge), ``timeout`` and ``error``
+(the runner hung or died in this exercise's cell or calls), ``missing`` (no such cell or notebook in the
+submission), ``invalid`` (the file is not valid JSON, not a notebook, or larger than
+:data:`MAX_NOTEBOOK_BYTES`) and ``manual`` (a written answer: ``points`` is left empty for the grader, or 0 when
+nothing was written).
 
-Nothing about one submission stops the others: every failure is a status and a message. The results go to
-``grades.csv`` (columns :data:`COLUMNS`, one row per student, notebook and exercise) and to one feedback file
-per student, ``<feedback>/<student>.md``, with every exercise's points, status and message, what its checks
-printed, and the student's written answers.
+The results go to ``grades.csv`` (columns :data:`COLUMNS`, one row per student, notebook and exercise), to
+``gradebook.csv`` beside it (one row per student: :mod:`.gradebook`) and to one feedback file per student,
+``<feedback>/<student>.md``. Submissions are graded ``jobs`` at a time (one sandbox each); the results do not
+depend on ``jobs``.
 
-**The student's code runs with the grader's rights.** Grade in an account or container that holds nothing
-else of value. The checks run in the same Python process as the student's code: grading stops accidents and
-honest mistakes, not a determined cheat who rewrites the checking functions from an answer cell; read the code
-behind a surprising full mark.
-
-:mod:`nbclient` and :mod:`nbformat` (the dev extra) are imported by the functions that need them.
+:mod:`nbformat` (the dev extra) is imported by the functions that need it.
 """
 
 import copy
 import csv
 import dataclasses
+import hashlib
+import importlib
+import importlib.util
 import math
 import os
-import shutil
+import secrets
+import sys
 import tempfile
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from .manual import merge_manual, read_manual, rubrics, total_rows
-from .release import (ANSWER_STUB, MAX_NOTEBOOK_BYTES, check_nbgrader, check_notebook, exercise_of_check,
-                      nbgrader_meta, read_notebook, strip_outputs, student_source)
+from .release import (ANSWER_STUB, MAX_NOTEBOOK_BYTES, check_nbgrader, check_notebook, make_student_notebook,
+                      nbgrader_meta, read_notebook)
 
 __all__ = [
-    "COLUMNS", "STATUSES", "DEFAULT_TIMEOUT", "MAX_OUTPUT_BYTES", "MAX_RUNS", "MAX_NOTEBOOK_BYTES",
-    "Exercise", "Assignment", "Grade", "load_assignment", "grade_notebook", "grade_dir", "check_timeout", "write_csv",
-    "write_feedback", "format_table",
+    "COLUMNS", "STATUSES", "DEFAULT_TIMEOUT", "DEFAULT_CATALOGUE", "MAX_RUNS", "MAX_NOTEBOOK_BYTES",
+    "Assignment", "Grade", "Program", "load_catalogue", "load_assignment", "build_program", "exercise_seed",
+    "grade_notebook", "grade_dir", "write_csv", "write_feedback", "format_table",
 ]
 
 COLUMNS = ("student", "notebook", "exercise", "points", "max_points", "status", "message")
 STATUSES = ("passed", "failed", "not done", "error", "timeout", "not run", "missing", "invalid", "manual", "total")
-DEFAULT_TIMEOUT = 300.0          # seconds for all the cells of one run of one notebook
-MAX_OUTPUT_BYTES = 2 * 2**20     # outputs kept per run; beyond it, printed text and pictures are dropped
-MAX_RUNS = 3                     # runs of one notebook: the first, and one more per exercise that hangs
+DEFAULT_TIMEOUT = 300.0          # seconds of wall time for one run of the runner (a notebook's program and calls)
+DEFAULT_CATALOGUE = "numpy_shufflenet.course.exercises"
+MAX_RUNS = 3                     # runs of one notebook: the first, and one more per step that hangs or crashes
 MAX_MESSAGE = 300                # characters of a grades.csv message
-MAX_PRINTED = 2000               # characters of a check's printed output kept for the feedback file
-
-# Errors that mean "not written yet": the stub's, and numpy_shufflenet.course's subclass of it.
-_NOT_DONE = ("NotImplementedError", "ExerciseNotDone")
+NOT_DONE = "not done"            # the runner's error for NotImplementedError (and a stub's, without a run)
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# the instructor notebook: which cells are exercises
+# the catalogue and the instructor notebooks
 # ----------------------------------------------------------------------------------------------------------------
-@dataclasses.dataclass(frozen=True)
-class Exercise:
-    """One exercise of an instructor notebook.
+def load_catalogue(spec=None):
+    """The exercise catalogue: a module (or a module name, or the path of a ``.py`` file) with ``CATALOGUE``
+    and ``exercises_of(notebook_stem)``; ``None`` is :data:`DEFAULT_CATALOGUE`. ``ValueError`` when it cannot
+    be imported or lacks those names."""
+    spec = DEFAULT_CATALOGUE if spec is None else spec
+    if not isinstance(spec, (str, os.PathLike)):
+        module = spec
+    elif str(spec).endswith(".py"):
+        path = Path(spec)
+        if not path.is_file():
+            raise ValueError(f"grade: --catalogue {str(path)!r} is not a file")
+        name = "numpy_shufflenet_catalogue_" + hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:12]
+        module = sys.modules.get(name)
+        if module is None:
+            loader_spec = importlib.util.spec_from_file_location(name, path)
+            module = importlib.util.module_from_spec(loader_spec)
+            sys.modules[name] = module
+            try:
+                loader_spec.loader.exec_module(module)
+            except Exception as err:
+                del sys.modules[name]
+                raise ValueError(f"grade: the catalogue {str(path)!r} cannot be loaded: {type(err).__name__}: "
+                                 f"{err}") from None
+    else:
+        try:
+            module = importlib.import_module(str(spec))
+        except ImportError as err:
+            raise ValueError(f"grade: the exercise catalogue {str(spec)!r} cannot be imported ({err})") from None
+    missing = [n for n in ("CATALOGUE", "exercises_of") if not hasattr(module, n)]
+    if missing:
+        raise ValueError(f"grade: the catalogue {getattr(module, '__name__', spec)!r} has no {' or '.join(missing)}")
+    return module
 
-    ``kind`` is ``"code"`` (solution cells and check cells) or ``"manual"`` (a written answer); ``solutions``
-    are the indices of the cells the student writes, ``checks`` the indices of the graded cells, each with its
-    ``points``; ``max_points`` is their sum.
-    """
 
-    name: str
-    kind: str
-    solutions: tuple
-    checks: tuple                # ((cell index, grade_id, points), ...)
-    max_points: float
-
-    @property
-    def cells(self):
-        """The indices of all its cells, solutions and checks."""
-        return self.solutions + tuple(index for index, _, _ in self.checks)
+def _outcome_class(catalogue):
+    """The catalogue's ``Outcome`` record (its own, else ``numpy_shufflenet.course.exercise.Outcome``)."""
+    found = getattr(catalogue, "Outcome", None)
+    if found is None:
+        from .exercise import Outcome as found               # the course's exercise record
+    return found
 
 
 @dataclasses.dataclass
 class Assignment:
-    """An instructor notebook, ready to grade: ``name`` is its file name, ``nb`` the notebook."""
+    """An instructor notebook ready to grade: ``name`` is its file name, ``nb`` the instructor notebook,
+    ``student`` its student copy, ``exercises`` the catalogue's exercises of it (in the catalogue's order) and
+    ``outcome`` the catalogue's ``Outcome`` record."""
 
     name: str
     nb: object
+    student: object
     exercises: list
+    outcome: type = tuple
 
-    def solution_cells(self):
-        """``{cell index: exercise}`` for every cell a student writes (solutions and written answers)."""
-        return {i: ex for ex in self.exercises for i in ex.solutions}
+    @property
+    def stem(self):
+        return Path(self.name).stem
 
 
-def load_assignment(path):
-    """Read an instructor notebook and find its exercises; ``None`` when it has no graded cell.
+def load_assignment(path, catalogue):
+    """Read an instructor notebook and match it with its exercises in ``catalogue`` (a module from
+    :func:`load_catalogue`); ``None`` when the catalogue has none for it and it has no graded cell.
 
-    ``ValueError`` when the file cannot be read, or its markers or nbgrader metadata are inconsistent
-    (:func:`~numpy_shufflenet.course.release.check_notebook`, :func:`~numpy_shufflenet.course.release.check_nbgrader`).
+    ``ValueError`` when the file cannot be read, its markers or nbgrader metadata are inconsistent, it has graded
+    cells but no exercise in the catalogue, or an exercise of the catalogue has no cell of its ``name`` (a code
+    solution cell, or a markdown answer for a written one). An exercise that checks the notebook's earlier work
+    (a training run of the student's layers) may have no solution cell, only its check cell ``<name>_check``: its
+    function is defined by a cell of the notebook that the student does not write.
     """
     path = Path(path)
     nb = read_notebook(path, "grade: --source notebook")
     check_notebook(nb, path.name)
     check_nbgrader(nb, path.name)
-    exercises, by_name = [], {}
-    for index, cell in enumerate(nb.cells):
-        meta = nbgrader_meta(cell)
-        grade_id, solution, grade = meta.get("grade_id"), meta.get("solution") is True, meta.get("grade") is True
-        if not (solution or grade):
-            continue
-        if cell.cell_type == "markdown":
-            exercises.append(Exercise(grade_id, "manual", (index,), (), float(meta["points"])))
-            continue
-        name = grade_id
-        if grade and not solution:
-            name = exercise_of_check(grade_id) or grade_id
-        entry = by_name.setdefault(name, {"solutions": [], "checks": []})
-        if solution:
-            entry["solutions"].append(index)
-        if grade:
-            entry["checks"].append((index, grade_id, float(meta["points"])))
-        if len(entry["solutions"]) + len(entry["checks"]) == 1:
-            exercises.append(name)                           # keep the notebook's order
-    result = []
-    for item in exercises:
-        if isinstance(item, Exercise):
-            result.append(item)
-        else:
-            entry = by_name[item]
-            result.append(Exercise(item, "code", tuple(entry["solutions"]), tuple(entry["checks"]),
-                                   sum(points for _, _, points in entry["checks"])))
-    if not any(ex.max_points > 0 for ex in result):
+    exercises = list(catalogue.exercises_of(path.stem))
+    graded = any(nbgrader_meta(c).get("grade") is True for c in nb.cells)
+    if not exercises:
+        if graded:
+            raise ValueError(f"grade: {path.name} has graded cells, but the catalogue "
+                             f"{getattr(catalogue, '__name__', '')!r} has no exercise for it")
         return None
-    return Assignment(path.name, nb, result)
+    cells = {nbgrader_meta(c).get("grade_id"): c for c in nb.cells if nbgrader_meta(c).get("solution") is True}
+    checks = {nbgrader_meta(c).get("grade_id") for c in nb.cells if nbgrader_meta(c).get("grade") is True}
+    for ex in exercises:
+        cell = cells.get(ex.name)
+        kind = "markdown" if ex.kind == "written" else "code"
+        if cell is not None and cell.cell_type == kind:
+            continue
+        if cell is None and kind == "code" and f"{ex.name}_check" in checks:
+            continue                         # a check of the notebook's earlier work, with no answer cell of its own
+        raise ValueError(f"grade: {path.name}: the catalogue's exercise {ex.name!r} has no {kind} solution cell with "
+                         f"grade_id {ex.name!r} (or, for a check of earlier work, a check cell {ex.name}_check) in the "
+                         f"notebook")
+    return Assignment(path.name, nb, make_student_notebook(copy.deepcopy(nb), path.name), exercises,
+                      _outcome_class(catalogue))
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# one submission
+# one submission: its program
 # ----------------------------------------------------------------------------------------------------------------
 @dataclasses.dataclass
 class Grade:
-    """One row of ``grades.csv``; ``details`` (what the checks printed, the written answer) goes to the
+    """One row of ``grades.csv``; ``details`` (the notes about how the answer was found and run) goes to the
     feedback file only. ``points`` is ``None`` for a written answer waiting to be graded by hand."""
 
     student: str
@@ -235,16 +254,189 @@ def _find_answer(instructor_cell, by_grade_id, by_id):
     return cell, note
 
 
+@dataclasses.dataclass
+class Program:
+    """What the runner runs for one submission: ``cells`` (``{"label", "source"}``, in order), and for each
+    exercise: ``cell_of`` (its solution cell's label), ``missing`` (why it has no answer), ``stubbed`` (still the
+    stub), ``written`` (``(found, text)`` of a written answer) and ``notes`` (how its cell was found)."""
+
+    cells: list
+    cell_of: dict
+    missing: dict
+    stubbed: set
+    written: dict
+    notes: dict
+
+
+def build_program(assignment, submitted):
+    """The :class:`Program` of the submitted notebook ``submitted`` (an nbformat notebook) for ``assignment``."""
+    by_grade_id, by_id = _index_cells(submitted)
+    names = {ex.name for ex in assignment.exercises}
+    cells, cell_of, missing, stubbed, written, notes = [], {}, {}, set(), {}, {}
+    for index, cell in enumerate(assignment.student.cells):
+        meta = nbgrader_meta(cell)
+        grade_id = meta.get("grade_id")
+        if meta.get("solution") is True and grade_id in names:
+            answer, note = _find_answer(cell, by_grade_id, by_id)
+            if note and answer is not None:
+                notes.setdefault(grade_id, []).append(note)
+            if cell.cell_type == "markdown":
+                written[grade_id] = (answer is not None, note if answer is None else answer.source)
+                continue
+            source = cell.source                             # the stub, unless the student wrote something
+            if answer is None:
+                missing[grade_id] = note
+            elif _normalised(answer.source) == _normalised(cell.source):
+                stubbed.add(grade_id)
+            else:
+                source = answer.source
+            label = f"cell {index} ({grade_id})"
+            cell_of[grade_id] = label
+            cells.append({"label": label, "source": source})
+        elif cell.cell_type == "code" and meta.get("grade") is not True:
+            cells.append({"label": f"cell {index}", "source": cell.source})
+    return Program(cells, cell_of, missing, stubbed, written, notes)
+
+
+def exercise_seed(root_seed, student, notebook, exercise):
+    """The seed of one exercise's cases for one student: a 63-bit number from ``root_seed`` and the three names
+    (never 0, the seed of the visible cases)."""
+    text = f"{root_seed}\0{student}\0{notebook}\0{exercise}".encode()
+    return int.from_bytes(hashlib.sha256(text).digest()[:8], "big") >> 1 or 1
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# one submission: the runs and the verdicts
+# ----------------------------------------------------------------------------------------------------------------
 def _rows(student, assignment, status, message):
     """The same status for every exercise of ``assignment`` (an unreadable or missing notebook)."""
-    return [Grade(student, assignment.name, ex.name, 0, ex.max_points, status, message,
-                  manual=ex.kind == "manual") for ex in assignment.exercises]
+    return [Grade(student, assignment.name, ex.name, 0, ex.points, status, message, manual=ex.kind == "written")
+            for ex in assignment.exercises]
 
 
-def grade_notebook(assignment, path, student, timeout=DEFAULT_TIMEOUT, max_bytes=MAX_NOTEBOOK_BYTES,
-                   max_output_bytes=MAX_OUTPUT_BYTES, kernel_name="python3"):
-    """Grade one submitted notebook ``path`` of ``student`` against ``assignment``; returns a list of
-    :class:`Grade`, one per exercise, in the notebook's order. Never raises for a bad submission."""
+def _calls(assignment, program, student, root_seed):
+    """``({exercise: [Case, ...]}, [jobs.Call, ...])`` of the exercises that have an answer to run."""
+    from .jobs import Call
+
+    cases, calls = {}, []
+    for ex in assignment.exercises:
+        if ex.kind == "written":
+            continue
+        cases[ex.name] = list(ex.cases(exercise_seed(root_seed, student, assignment.stem, ex.name)))
+        if ex.name in program.missing or ex.name in program.stubbed:
+            continue
+        for i, case in enumerate(cases[ex.name]):
+            calls.append(Call(f"{ex.name}/{i}", case.function or ex.function, tuple(case.args), dict(case.kwargs),
+                              bool(case.return_args)))
+    return cases, calls
+
+
+class _RunState:
+    """What the runs of one submission found: outcomes by call id, each cell's error, and what stopped a run
+    (``stopped``: ``{cell label or exercise name: (status, reason)}``)."""
+
+    def __init__(self):
+        self.outcomes, self.cell_errors, self.stopped, self.problems = {}, {}, {}, []
+
+
+def _run(program, calls, sandbox, slot, workdir):
+    """Run the program and the calls in the sandbox, again without a step that hangs or kills the runner (at most
+    :data:`MAX_RUNS` runs); a :class:`_RunState`."""
+    from .jobs import read_results, write_job
+    from .sandbox import remove_tree
+
+    state, blanked, remaining = _RunState(), set(), list(calls)
+    labels = [c["label"] for c in program.cells]
+    for attempt in range(MAX_RUNS):
+        cells = [dict(c, source="pass") if c["label"] in blanked else c for c in program.cells]
+        job = tempfile.mkdtemp(prefix=f"job{slot}_", dir=workdir)
+        os.chmod(job, 0o711)                             # entered by the runner's user id, listed by nobody
+        try:
+            write_job(os.path.join(job, "j"), cells, remaining)
+            report = sandbox.run(os.path.join(job, "j"), slot)
+            results = read_results(os.path.join(job, "j"), labels, [c.id for c in remaining])
+        finally:
+            remove_tree(job)
+        for label, error in results.cells.items():
+            state.cell_errors.setdefault(label, error)
+        state.outcomes.update(results.calls)
+        state.problems += results.problems
+        remaining = [c for c in remaining if c.id not in state.outcomes]
+        finished = results.done and report.returncode == 0 and not report.timed_out
+        if finished or not remaining:
+            break
+        status = "timeout" if report.timed_out else "error"
+        reason = report.reason() or "the runner stopped before it finished"
+        culprit = next((c["label"] for c in cells if c["label"] not in results.cells), None)
+        if culprit is not None:                          # a cell hung or killed the runner: run again without it
+            state.stopped[culprit] = (status, f"{culprit}: {reason}")
+            blanked.add(culprit)
+        else:                                # a call did: its exercise gets that error, the others run again
+            exercise = remaining[0].id.rsplit("/", 1)[0]
+            state.stopped[exercise] = (status, f"{remaining[0].function}: {reason}")
+            for call in [c for c in remaining if c.id.rsplit("/", 1)[0] == exercise]:
+                state.outcomes[call.id] = (None, f"{status}: {reason}", None, ())
+            remaining = [c for c in remaining if c.id not in state.outcomes]
+        if attempt == MAX_RUNS - 1:
+            for call in remaining:
+                state.outcomes[call.id] = (None, f"not run: {reason}", None, ())
+    return state
+
+
+def _verdict(ex, cases, outcomes):
+    """The catalogue's verdict, or an ``error`` verdict naming the catalogue when its judge fails."""
+    try:
+        v = ex.judge(cases, outcomes)
+        return float(v.points), float(v.max_points), str(v.status), str(v.message)
+    except Exception as err:                             # a bug of the catalogue must not stop the others
+        return 0.0, float(ex.points), "error", f"grading failed: {type(err).__name__}: {_one_line(err, 200)}"
+
+
+def _grade_exercise(student, assignment, ex, program, cases, state):
+    """The :class:`Grade` of one exercise."""
+    def grade(points, max_points, status, message, details=""):
+        notes = program.notes.get(ex.name, [])
+        details = "\n".join([*notes, details] if details else notes)
+        return Grade(student, assignment.name, ex.name, points, max_points, status, message, details,
+                     manual=ex.kind == "written")
+
+    if ex.kind == "written":
+        found, answer = program.written[ex.name]
+        if not found:
+            return grade(0, ex.points, "manual", f"no written answer: {answer}")
+        if not answer.strip() or _normalised(answer) == ANSWER_STUB:
+            return grade(0, ex.points, "manual", "not answered (still 'YOUR ANSWER HERE')")
+        return grade(None, ex.points, "manual", f"written answer ({len(answer.split())} words): graded by hand",
+                     details=answer)
+    Outcome = assignment.outcome
+    if ex.name in program.missing or ex.name in program.stubbed:
+        outcomes = [Outcome(error=NOT_DONE) for _ in cases]
+    else:
+        with_facts = "facts" in getattr(Outcome, "_fields", ())
+        outcomes = []
+        for i in range(len(cases)):
+            value, error, after, facts = state.outcomes.get(f"{ex.name}/{i}", (None, "not run", None, ()))
+            extra = {"facts": facts} if with_facts else {}
+            outcomes.append(Outcome(value=value, error=error, args_after=after, **extra))
+    points, most, status, message = _verdict(ex, cases, outcomes)
+    if ex.name in program.missing:
+        return grade(points, most, "missing", f"{program.missing[ex.name]}; {message}")
+    label = program.cell_of.get(ex.name)
+    stops = [state.stopped[key] for key in (label, ex.name) if key in state.stopped]
+    if stops and points < most:                          # the runner hung or died in this exercise
+        run_status, reason = stops[0]
+        return grade(points, most, run_status, f"{reason}; the other exercises were graded without it")
+    error = state.cell_errors.get(label)
+    if error and not error.startswith(NOT_DONE) and points < most:
+        return grade(points, most, status, f"your cell raised {error}. {message}")
+    return grade(points, most, status, message)
+
+
+def grade_notebook(assignment, path, student, sandbox=None, root_seed=0, slot=0, workdir=None,
+                   max_bytes=MAX_NOTEBOOK_BYTES):
+    """Grade one submitted notebook ``path`` of ``student`` against ``assignment`` with ``sandbox`` (a
+    :class:`~numpy_shufflenet.course.sandbox.Sandbox`; needed only when there is an answer to run); returns a
+    list of :class:`Grade`, one per exercise, in the catalogue's order. Never raises for a bad submission."""
     path = Path(path)
     if not path.exists():
         return _rows(student, assignment, "missing", f"{assignment.name} is not in the submission")
@@ -252,291 +444,86 @@ def grade_notebook(assignment, path, student, timeout=DEFAULT_TIMEOUT, max_bytes
         submitted = read_notebook(path, "submission", max_bytes=max_bytes, validate=False)
     except ValueError as err:
         return _rows(student, assignment, "invalid", str(err).replace(str(path), path.name))
-    by_grade_id, by_id = _index_cells(submitted)
-
-    nb = strip_outputs(copy.deepcopy(assignment.nb))
-    notes = {}                      # exercise name -> notes about how its cells were found
-    missing, stubbed, answers = {}, set(), {}      # missing: exercise name -> why
-    for index, ex in assignment.solution_cells().items():
-        original = assignment.nb.cells[index]
-        cell, note = _find_answer(original, by_grade_id, by_id)
-        if note and cell is not None:
-            notes.setdefault(ex.name, []).append(note)
-        if ex.kind == "manual":
-            answers[ex.name] = (cell is not None, note if cell is None else cell.source)
-            nb.cells[index].source = ANSWER_STUB if cell is None else cell.source
-            continue
-        stub = student_source(original.source, fallback_hint=original.get("id") or f"cell {index}")
-        if cell is None:
-            missing[ex.name] = note
-            nb.cells[index].source = stub
-        elif _normalised(cell.source) == _normalised(stub):
-            stubbed.add(ex.name)
-            nb.cells[index].source = stub
-        else:
-            nb.cells[index].source = cell.source
-
-    code_exercises = [ex for ex in assignment.exercises if ex.kind == "code"]
-    hung, runs, run = {}, 0, None
-    to_run = {ex.name for ex in code_exercises if ex.solutions} - set(missing) - stubbed
-    while to_run and runs < MAX_RUNS:
-        runs += 1
-        run = _execute(nb, timeout, max_output_bytes, kernel_name)
-        if run.stopped_at is None:
-            break
-        owner = _owner(assignment, run.stopped_at)
-        if owner is None or owner.name in hung or runs == MAX_RUNS:
-            break
-        hung[owner.name] = (run.stop_status, run.stop_reason)   # blank it and run again without it
-        for index in owner.solutions:
-            original = assignment.nb.cells[index]
-            nb.cells[index].source = student_source(original.source, fallback_hint=original.get("id") or "")
-        to_run.discard(owner.name)
-        run = None
-
-    grades = []
-    for ex in assignment.exercises:
-        grade = _grade_exercise(student, assignment, ex, run, missing, stubbed, hung, answers)
-        extra = notes.get(ex.name, [])
-        if extra:
-            grade.message = "; ".join([grade.message] + extra)
-        grades.append(grade)
-    return grades
-
-
-def _owner(assignment, index):
-    """The exercise a cell belongs to (its solution or one of its checks), else ``None``."""
-    for ex in assignment.exercises:
-        if index in ex.cells:
-            return ex
-    return None
-
-
-def _grade_exercise(student, assignment, ex, run, missing, stubbed, hung, answers):
-    """The :class:`Grade` of one exercise, from what was found in the submission and the last run."""
-    def grade(points, status, message, details=""):
-        return Grade(student, assignment.name, ex.name, points, ex.max_points, status, message, details,
-                     manual=ex.kind == "manual")
-
-    if ex.kind == "manual":
-        found, answer = answers[ex.name]
-        if not found:
-            return grade(0, "manual", f"no written answer: {answer}")
-        if not answer.strip() or _normalised(answer) == ANSWER_STUB:
-            return grade(0, "manual", "not answered (still 'YOUR ANSWER HERE')")
-        return grade(None, "manual", f"written answer ({len(answer.split())} words): graded by hand",
-                     details=answer)
-    if ex.name in missing:
-        return grade(0, "missing", missing[ex.name])
-    if ex.name in stubbed:
-        return grade(0, "not done", "not done yet (the solution cell is still the stub)")
-    if ex.name in hung:
-        status, reason = hung[ex.name]
-        return grade(0, status, f"{reason}; graded the other exercises without this one")
-    if run is None and not ex.solutions:                     # a check of the earlier exercises as a whole
-        return grade(0, "not done", "not done yet: none of the exercises it builds on was written")
-    if run is None:
-        return grade(0, "not run", "the notebook was not run")
-    if run.stopped_at in ex.cells:                           # it hung or killed the kernel in the last run
-        return grade(0, run.stop_status, run.stop_reason)
-    capped = " (output capped: only the first part of what it printed was kept)" \
-        if run.capped.intersection(ex.cells) else ""
-    own_error = None
-    for index in ex.solutions:
-        result = run.cells.get(index)
-        if result and result.error and own_error is None:
-            own_error = result.error
-    points, failures, not_done, not_run, details = 0.0, [], [], [], []
-    for index, grade_id, check_points in ex.checks:
-        result = run.cells.get(index)
-        if result is None:
-            not_run.append(grade_id)
-            continue
-        if result.printed:
-            details.append(f"{grade_id} printed:\n{result.printed}")
-        if result.error is None:
-            points += check_points
-            continue
-        ename, evalue = result.error
-        (not_done if ename in _NOT_DONE else failures).append(f"{grade_id}: {ename}: {evalue}")
-    details = "\n".join(details)
-    if own_error is not None:                                # the student's own cell raised
-        ename, evalue = own_error
-        status = "not done" if ename in _NOT_DONE else "error"
-        checks = "; ".join(failures + not_done) or "the checks passed on what it defined before"
-        return grade(points, status, f"your solution cell raised {ename}: {evalue}; {checks}{capped}", details)
-    if failures:
-        return grade(points, "failed", "; ".join(failures + not_done) + capped, details)
-    if not_done:
-        return grade(points, "not done", "not done yet: " + "; ".join(not_done), details)
-    if not_run:
-        reason = run.stop_reason or "the run stopped"
-        return grade(points, "not run", f"{', '.join(not_run)} did not run: {reason}", details)
-    return grade(points, "passed", "all checks passed" + capped, details)
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# running a notebook
-# ----------------------------------------------------------------------------------------------------------------
-@dataclasses.dataclass
-class _CellResult:
-    error: object = None         # (ename, evalue) of the first error output, else None
-    printed: str = ""            # the start of what the cell printed
-
-
-@dataclasses.dataclass
-class _Run:
-    cells: dict                  # cell index -> _CellResult, for the cells that ran
-    capped: set                  # indices of the cells whose outputs were dropped by the cap
-    stopped_at: object = None    # index of the cell where the run stopped early (timeout, dead kernel)
-    stop_status: str = ""        # "timeout" or "error"
-    stop_reason: str = ""
-
-
-_CLIENT_CLASS = None
-
-
-def _client_class():
-    """A :class:`nbclient.NotebookClient` that keeps at most ``max_output_bytes`` of outputs per run and
-    remembers which cell it is running."""
-    global _CLIENT_CLASS
-    if _CLIENT_CLASS is not None:
-        return _CLIENT_CLASS
-    import nbclient                                          # the dev extra
-
-    class GradingClient(nbclient.NotebookClient):
-        def __init__(self, nb, max_output_bytes, **kwargs):
-            super().__init__(nb, **kwargs)
-            self.max_output_bytes = max_output_bytes
-            self.output_bytes = 0
-            self.capped_cells = set()
-            self.current_index = None
-
-        async def async_execute_cell(self, cell, cell_index, *args, **kwargs):
-            self.current_index = cell_index
-            return await super().async_execute_cell(cell, cell_index, *args, **kwargs)
-
-        def output(self, outs, msg, display_id, cell_index):
-            content = msg.get("content", {})
-            if msg.get("msg_type") == "error":              # errors are always kept (they are the grade), cut
-                content["evalue"] = str(content.get("evalue", ""))[:MAX_PRINTED]
-                content["traceback"] = [str(line)[:MAX_PRINTED] for line in content.get("traceback", [])[-20:]]
-            else:
-                size = len(content.get("text", "")) + sum(len(str(v)) for v in content.get("data", {}).values())
-                self.output_bytes += size
-                if self.output_bytes > self.max_output_bytes:
-                    self.capped_cells.add(cell_index)
-                    return None
-            return super().output(outs, msg, display_id, cell_index)
-
-    _CLIENT_CLASS = GradingClient
-    return GradingClient
-
-
-def _cell_name(nb, index):
-    if index < 0:
-        return "before the first cell"
-    cell = nb.cells[index]
-    name = nbgrader_meta(cell).get("grade_id") or cell.get("id")
-    return f"cell {index}" + (f", {name}" if name else "")
-
-
-def _index(client):
-    """The index of the cell the client was running, -1 before the first."""
-    return -1 if client.current_index is None else client.current_index
-
-
-def _kill(km):
-    """Make sure the kernel of ``km`` is gone, whatever happened to the run."""
-    from jupyter_core.utils import run_sync
-
-    try:
-        if km.has_kernel:
-            run_sync(km.shutdown_kernel)(now=True)
-    except Exception:                                        # already dead, or never started
-        pass
-
-
-def _execute(nb, timeout, max_output_bytes, kernel_name):
-    """Run ``nb`` (in place) in a fresh kernel in grading mode; return a :class:`_Run`."""
-    from jupyter_client.manager import AsyncKernelManager    # the dev extra (nbclient's dependency)
-    from nbclient.exceptions import CellTimeoutError, DeadKernelError
-
-    strip_outputs(nb)
-    workdir = tempfile.mkdtemp(prefix="numpy_shufflenet_grade_")
-    deadline = []                                            # set when the first cell starts
-
-    def time_left(cell):
-        if not deadline:
-            deadline.append(time.monotonic() + timeout)
-        return max(1, math.ceil(deadline[0] - time.monotonic()))
-
-    env = dict(os.environ, NUMPY_SHUFFLENET_GRADING="1", MPLBACKEND="Agg")
-    km = AsyncKernelManager(kernel_name=kernel_name, transport="ipc", ip=os.path.join(workdir, "kernel"))
-    client = _client_class()(
-        nb, max_output_bytes, km=km, kernel_name=kernel_name, allow_errors=True, interrupt_on_timeout=False,
-        timeout_func=time_left, shutdown_kernel="immediate",
-        startup_timeout=max(10, min(60, int(timeout))), resources={"metadata": {"path": workdir}})
-    stopped_at, status, reason = None, "", ""
-    try:
-        client.execute(env=env, cwd=workdir, cleanup_kc=True)       # shut the kernel down at the end
-    except CellTimeoutError:
-        stopped_at, status = _index(client), "timeout"
-        reason = f"still running when the notebook's {timeout:g} s ran out ({_cell_name(nb, stopped_at)})"
-    except DeadKernelError:
-        stopped_at, status = _index(client), "error"
-        reason = f"the kernel died while running {_cell_name(nb, stopped_at)}"
-    except Exception as err:                                 # kernel start-up or messaging failed
-        stopped_at = _index(client)
-        status, reason = "error", f"the run failed: {type(err).__name__}: {_one_line(err, 200)}"
-    finally:
-        _kill(km)
-        shutil.rmtree(workdir, ignore_errors=True)
-    cells = {}
-    for index, cell in enumerate(nb.cells):
-        if cell.cell_type != "code" or cell.get("execution_count") is None:
-            continue
-        if stopped_at is not None and index >= stopped_at >= 0:
-            continue                                         # the cell that hung or killed the kernel
-        result = _CellResult()
-        printed = []
-        for out in cell.get("outputs", []):
-            if out.get("output_type") == "error" and result.error is None:
-                result.error = (out.get("ename", "Error"), _one_line(out.get("evalue", ""), 500))
-            elif out.get("output_type") == "stream":
-                printed.append(out.get("text", ""))
-        text = "".join(printed)
-        result.printed = text if len(text) <= MAX_PRINTED else text[:MAX_PRINTED] + "\n[... more output]"
-        cells[index] = result
-    return _Run(cells, set(client.capped_cells), stopped_at, status, reason)
+    program = build_program(assignment, submitted)
+    cases, calls = _calls(assignment, program, student, root_seed)
+    state = _RunState()
+    if calls:
+        if sandbox is None:
+            raise ValueError("grade_notebook: this submission has answers to run, and no sandbox was given")
+        with tempfile.TemporaryDirectory(prefix="numpy_shufflenet_grade_", dir=workdir) as folder:
+            os.chmod(folder, 0o711)
+            state = _run(program, calls, sandbox, slot, folder)
+    return [_grade_exercise(student, assignment, ex, program, cases.get(ex.name, []), state)
+            for ex in assignment.exercises]
 
 
 # ----------------------------------------------------------------------------------------------------------------
 # a folder of submissions
 # ----------------------------------------------------------------------------------------------------------------
-def check_timeout(timeout):
-    """``timeout`` as a float, after checking it is a finite number of seconds > 0 (``grade_dir``'s argument and
-    the command line's ``--timeout``)."""
+def _check_timeout(timeout):
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not math.isfinite(timeout) \
             or timeout <= 0:
         raise ValueError(f"grade: expected --timeout to be a number of seconds > 0, got {timeout!r}")
     return float(timeout)
 
 
+def _check_jobs(jobs):
+    if jobs is None:
+        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise ValueError(f"grade: expected --jobs to be an integer >= 1, got {jobs!r}")
+    return jobs
+
+
+def make_sandbox(sandbox="auto", timeout=DEFAULT_TIMEOUT, memory=None, log=None):
+    """The :class:`~numpy_shufflenet.course.sandbox.Sandbox` for ``--sandbox`` (``"auto"``: bubblewrap, checked
+    to work here, else :class:`~numpy_shufflenet.course.sandbox.SandboxUnavailable`; ``"none"``: no isolation,
+    with a warning through ``log``)."""
+    from .sandbox import DEFAULT_MEMORY, MODES, Limits, Sandbox, check_bwrap
+
+    if sandbox not in MODES:
+        raise ValueError(f"grade: expected --sandbox to be one of {', '.join(MODES)}, got {sandbox!r}")
+    memory = DEFAULT_MEMORY if memory is None else memory
+    if isinstance(memory, bool) or not isinstance(memory, int) or memory < 2**27:
+        raise ValueError(f"grade: expected --memory to be at least 128 MiB, got {memory!r}")
+    limits = Limits(timeout=_check_timeout(timeout), memory=memory)
+    if sandbox == "auto":
+        check_bwrap(limits)
+        return Sandbox("bwrap", limits)
+    box = Sandbox("none", limits)
+    if log is not None:
+        log(f"warning: --sandbox none: the students' code runs without isolation ({box.describe()}); the data "
+            f"boundary and the limits on memory, time and file size still hold. Use it only where each grading run "
+            f"is isolated otherwise.")
+    return box
+
+
 def grade_dir(submissions, source="notebooks", out="grades.csv", feedback=None, timeout=DEFAULT_TIMEOUT,
-              log=None, manual=None, **options):
+              log=None, *, jobs=None, sandbox="auto", memory=None, seed=None, catalogue=None, gradebook=None,
+              progress=False, manual=None):
     """Grade every ``submissions/<student>/<notebook>.ipynb`` against the notebooks of ``source``.
 
-    Writes ``out`` (a CSV file with the columns :data:`COLUMNS`) and ``feedback/<student>.md`` (default: a
-    folder ``feedback`` beside ``out``); returns the list of :class:`Grade`. ``log`` (e.g. ``print``) is called
-    with one line per graded notebook. ``options`` go to :func:`grade_notebook`.
+    Writes ``out`` (a CSV file with the columns :data:`COLUMNS`), ``gradebook`` (default ``gradebook.csv``
+    beside ``out``: :func:`~numpy_shufflenet.course.gradebook.write_gradebook`) and ``feedback/<student>.md``
+    (default: a folder ``feedback`` beside ``out``); returns the list of :class:`Grade`, ordered by student and
+    then by notebook, whatever ``jobs`` is.
+
+    ``jobs`` submissions (student notebooks) are graded at once, one sandbox each (default: the cores this
+    process may use). ``sandbox`` is ``"auto"`` (bubblewrap; :class:`~numpy_shufflenet.course.sandbox.
+    SandboxUnavailable` before anything is graded when it cannot run here) or ``"none"``; ``memory`` (bytes,
+    default 2 GiB) and ``timeout`` (seconds of one run) limit each runner. ``seed`` fixes the cases drawn
+    (default: a new random seed). ``catalogue``: see :func:`load_catalogue`. ``manual``: a CSV file of points
+    given by hand to written answers (:func:`~numpy_shufflenet.course.manual.read_manual`, checked before anything
+    runs), merged into ``out`` and the feedback. ``log`` (e.g. ``print``) is called
+    with one line per graded notebook; ``progress`` shows a progress bar (tqdm, only on a terminal).
 
     Every argument is checked before anything runs: ``ValueError`` naming it when ``submissions`` or ``source``
-    is not a directory, ``source`` has no notebook with graded cells, a source notebook cannot be read or has
-    inconsistent metadata, ``out`` is a directory or lies under a file, ``feedback`` is a file or lies under one,
-    or ``timeout`` is not a number > 0. Students are the sub-folders of ``submissions`` (hidden ones skipped).
+    is not a directory, ``source`` has no notebook with exercises, a source notebook cannot be read or does not
+    match the catalogue, ``out`` is a directory or lies under a file, ``feedback`` is a file or lies under one,
+    or ``timeout``, ``jobs`` or ``memory`` is out of range. Students are the sub-folders of ``submissions``
+    (hidden ones skipped).
     """
-    timeout = check_timeout(timeout)
+    timeout, jobs = _check_timeout(timeout), _check_jobs(jobs)
     submissions, source, out = Path(submissions), Path(source), Path(out)
     if not submissions.is_dir():
         raise ValueError(f"grade: expected SUBMISSIONS to be a directory, got {str(submissions)!r}")
@@ -552,35 +539,113 @@ def grade_dir(submissions, source="notebooks", out="grades.csv", feedback=None, 
     from .._checks import check_out_dir
 
     feedback = check_out_dir(out.parent / "feedback" if feedback is None else feedback, "grade: --feedback")
-    assignments = [a for a in (load_assignment(p) for p in sorted(source.glob("*.ipynb"))) if a is not None]
+    gradebook = out.parent / "gradebook.csv" if gradebook is None else Path(gradebook)
+    catalogue = load_catalogue(catalogue)
+    assignments = [a for a in (load_assignment(p, catalogue) for p in sorted(source.glob("*.ipynb")))
+                   if a is not None]
     if not assignments:
-        raise ValueError(f"grade: --source {str(source)!r} holds no notebook with graded cells (nbgrader "
-                         f"metadata with grade: true)")
+        raise ValueError(f"grade: --source {str(source)!r} holds no notebook with exercises in the catalogue "
+                         f"{getattr(catalogue, '__name__', '')!r}")
     students = sorted(p for p in submissions.iterdir() if p.is_dir() and not p.name.startswith(".")
                       and p.resolve() != feedback.resolve())
     if not students:
         raise ValueError(f"grade: SUBMISSIONS {str(submissions)!r} holds no student folder (expected "
                          f"SUBMISSIONS/<student>/<notebook>.ipynb)")
-    written = {(s.name, a.name, ex.name): ex.max_points for s in students for a in assignments
-               for ex in a.exercises if ex.kind == "manual"}
+    written = {(s.name, a.name, ex.name): ex.points for s in students for a in assignments
+               for ex in a.exercises if ex.kind == "written"}
     by_hand = {} if manual is None else read_manual(manual, written)
-    grades = []
-    for student_dir in students:
-        for assignment in assignments:
-            try:
-                rows = grade_notebook(assignment, student_dir / assignment.name, student_dir.name,
-                                      timeout=timeout, **options)
-            except Exception as err:                         # a bug of ours must not stop the other students
-                rows = _rows(student_dir.name, assignment, "error",
-                             f"grading failed: {type(err).__name__}: {_one_line(err, 200)}")
-            grades.extend(rows)
-            if log is not None:
-                log(_summary_line(rows))
+    box = make_sandbox(sandbox, timeout, memory, log)
+    root_seed = secrets.randbits(64) if seed is None else seed
+    if log is not None:
+        log(f"grading {len(students)} students x {len(assignments)} notebooks, {jobs} at a time; sandbox: "
+            f"{box.describe()}; seed {root_seed}")
+    tasks = [(s, a) for s in students for a in assignments]
+    results = _grade_all(tasks, box, root_seed, jobs, log, progress)
+    grades = [g for rows in results for g in rows]
     merge_manual(grades, by_hand)
     out.parent.mkdir(parents=True, exist_ok=True)
     write_csv(grades, out)
+    from .gradebook import write_gradebook
+
+    write_gradebook(grades, gradebook, [a.name for a in assignments])
     write_feedback(grades, feedback, {s.name: _ungraded(s, assignments) for s in students}, rubrics(assignments))
     return grades
+
+
+class _Longest:
+    """Hands out tasks (``(student folder, assignment)``) slowest notebook first, as far as it has seen: each
+    notebook's first submission in the order given, then the remaining ones of the notebook whose submissions
+    took longest on average. Long tasks go early and short ones fill the end, so that the last worker does not
+    run alone (longest processing time first, with estimates learned while grading)."""
+
+    def __init__(self, tasks):
+        self.lock = threading.Lock()
+        self.waiting = {}                            # notebook name -> [task index, ...] in the order given
+        for i, (_, assignment) in enumerate(tasks):
+            self.waiting.setdefault(assignment.name, []).append(i)
+        self.seconds = {}                            # notebook name -> [seconds of each graded submission]
+        self.started = set()
+
+    def next(self):
+        """The index of the next task, or None when none is left."""
+        with self.lock:
+            left = [name for name, indices in self.waiting.items() if indices]
+            if not left:
+                return None
+            unstarted = [name for name in left if name not in self.started]
+            if unstarted:
+                name = unstarted[0]
+            else:                                    # not timed yet counts as slowest: it may well be
+                name = max(left, key=lambda n: sum(self.seconds[n]) / len(self.seconds[n]) if n in self.seconds
+                           else math.inf)
+            self.started.add(name)
+            return self.waiting[name].pop(0)
+
+    def done(self, name, seconds):
+        with self.lock:
+            self.seconds.setdefault(name, []).append(seconds)
+
+
+def _grade_all(tasks, box, root_seed, jobs, log, progress):
+    """Grade ``tasks`` (``(student folder, assignment)`` pairs) ``jobs`` at a time, one sandbox each; the rows
+    of each, in the order of ``tasks`` (whatever order they were graded in)."""
+    from tqdm import tqdm
+
+    from .sandbox import remove_tree
+
+    workdir = tempfile.mkdtemp(prefix="numpy_shufflenet_grading_")
+    os.chmod(workdir, 0o711)                         # the runner's user enters its job folder, sees no other
+    order, results, lock = _Longest(tasks), [None] * len(tasks), threading.Lock()
+    bar = tqdm(total=len(tasks), unit="notebook", desc="grading", disable=None if progress else True,
+               file=sys.stderr)
+
+    def worker(slot):                                # slot: which unprivileged user id its sandboxes run as
+        while (i := order.next()) is not None:
+            student_dir, assignment = tasks[i]
+            start = time.monotonic()
+            try:
+                rows = grade_notebook(assignment, student_dir / assignment.name, student_dir.name, box, root_seed,
+                                      slot, workdir)
+            except Exception as err:                 # a bug of ours must not stop the other students
+                rows = _rows(student_dir.name, assignment, "error",
+                             f"grading failed: {type(err).__name__}: {_one_line(err, 200)}")
+            order.done(assignment.name, time.monotonic() - start)
+            results[i] = rows
+            with lock:
+                bar.update(1)
+                if log is not None and bar.disable:
+                    log(_summary_line(rows))
+                elif log is not None:
+                    tqdm.write(_summary_line(rows), file=sys.stderr)
+
+    try:
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            for future in [pool.submit(worker, slot) for slot in range(jobs)]:
+                future.result()
+        return results
+    finally:
+        bar.close()
+        remove_tree(workdir)
 
 
 def _ungraded(student_dir, assignments):
