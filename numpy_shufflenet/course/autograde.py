@@ -68,7 +68,7 @@ from .release import (ANSWER_STUB, MAX_NOTEBOOK_BYTES, check_nbgrader, check_not
 __all__ = [
     "COLUMNS", "STATUSES", "DEFAULT_TIMEOUT", "DEFAULT_CATALOGUE", "MAX_RUNS", "MAX_NOTEBOOK_BYTES",
     "Assignment", "Grade", "Program", "load_catalogue", "load_assignment", "build_program", "exercise_seed",
-    "grade_notebook", "grade_dir", "write_csv", "write_feedback", "format_table",
+    "grade_notebook", "grade_dir", "check_timeout", "write_csv", "write_feedback", "format_table",
 ]
 
 COLUMNS = ("student", "notebook", "exercise", "points", "max_points", "status", "message")
@@ -460,7 +460,8 @@ def grade_notebook(assignment, path, student, sandbox=None, root_seed=0, slot=0,
 # ----------------------------------------------------------------------------------------------------------------
 # a folder of submissions
 # ----------------------------------------------------------------------------------------------------------------
-def _check_timeout(timeout):
+def check_timeout(timeout):
+    """``timeout`` as a float, after checking it is a number of seconds > 0: the one check of ``--timeout``."""
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not math.isfinite(timeout) \
             or timeout <= 0:
         raise ValueError(f"grade: expected --timeout to be a number of seconds > 0, got {timeout!r}")
@@ -486,7 +487,7 @@ def make_sandbox(sandbox="auto", timeout=DEFAULT_TIMEOUT, memory=None, log=None)
     memory = DEFAULT_MEMORY if memory is None else memory
     if isinstance(memory, bool) or not isinstance(memory, int) or memory < 2**27:
         raise ValueError(f"grade: expected --memory to be at least 128 MiB, got {memory!r}")
-    limits = Limits(timeout=_check_timeout(timeout), memory=memory)
+    limits = Limits(timeout=check_timeout(timeout), memory=memory)
     if sandbox == "auto":
         check_bwrap(limits)
         return Sandbox("bwrap", limits)
@@ -523,7 +524,7 @@ def grade_dir(submissions, source="notebooks", out="grades.csv", feedback=None, 
     or ``timeout``, ``jobs`` or ``memory`` is out of range. Students are the sub-folders of ``submissions``
     (hidden ones skipped).
     """
-    timeout, jobs = _check_timeout(timeout), _check_jobs(jobs)
+    timeout, jobs = check_timeout(timeout), _check_jobs(jobs)
     submissions, source, out = Path(submissions), Path(source), Path(out)
     if not submissions.is_dir():
         raise ValueError(f"grade: expected SUBMISSIONS to be a directory, got {str(submissions)!r}")
