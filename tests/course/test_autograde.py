@@ -187,7 +187,8 @@ def test_csv_ends_with_totals_per_student_and_notebook(graded):
     with open(out / "grades.csv", newline="", encoding="utf-8") as f:
         totals = [r for r in csv.DictReader(f) if r["exercise"] == "TOTAL"]
     students = {s for s, _ in rows}
-    assert {(r["student"], r["notebook"]) for r in totals} == {(s, n) for s in students for n in (NOTEBOOK, "ALL")}
+    assert {(r["student"], r["notebook"]) for r in totals} == {(s, n) for s in students
+                                                               for n in (NOTEBOOK, STEPS, "ALL")}
     instructor = {r["notebook"]: r for r in totals if r["student"] == "instructor"}
     assert instructor[NOTEBOOK]["points"] == "6" and instructor[NOTEBOOK]["max_points"] == "8"
     assert instructor[NOTEBOOK]["status"] == "total"

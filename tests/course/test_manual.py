@@ -96,7 +96,7 @@ def test_rubrics_come_from_the_instructor_notebooks_answer_cells():
 
 
 @pytest.mark.notebooks
-def test_grade_merges_the_manual_points_into_the_csv_and_the_feedback(tmp_path):
+def test_grade_merges_the_manual_points_into_the_csv_and_the_feedback(tmp_path, sandbox_mode):
     pytest.importorskip("nbclient")
     nbformat = pytest.importorskip("nbformat")
     from numpy_shufflenet.cli import main
@@ -106,16 +106,18 @@ def test_grade_merges_the_manual_points_into_the_csv_and_the_feedback(tmp_path):
         (subs / name).mkdir(parents=True)
         nbformat.write(nbformat.read(FIXTURE / NB, as_version=4), subs / name / NB)
     out = tmp_path / "out" / "grades.csv"
+    grading = ["--catalogue", str(FIXTURE / "catalogue.py"), "--sandbox", sandbox_mode]     # the fixture's exercises
     bad = write(tmp_path, "student,notebook,exercise,points\nalice,exercises,why_shuffle,3\n", "bad.csv")
     err = io.StringIO()
     with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
-        assert main(["grade", str(subs), "--source", str(FIXTURE), "--out", str(out), "--manual", str(bad)]) == 2
+        assert main(["grade", str(subs), "--source", str(FIXTURE), "--out", str(out), "--manual", str(bad),
+                     *grading]) == 2
     assert "expected points from 0 to 2" in err.getvalue() and not out.exists()       # refused before grading
 
     good = write(tmp_path, "student,notebook,exercise,points\nalice,exercises,why_shuffle,1.5\n")
     with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
         assert main(["grade", str(subs), "--source", str(FIXTURE), "--out", str(out), "--manual", str(good),
-                     "--timeout", "20"]) == 0
+                     "--timeout", "20", *grading]) == 0
     with open(out, newline="", encoding="utf-8") as f:
         rows = {(r["student"], r["notebook"], r["exercise"]): r for r in csv.DictReader(f)}
     assert rows["alice", NB, "why_shuffle"]["points"] == "1.5"
@@ -124,6 +126,7 @@ def test_grade_merges_the_manual_points_into_the_csv_and_the_feedback(tmp_path):
     assert (rows["alice", NB, "TOTAL"]["points"], rows["alice", NB, "TOTAL"]["max_points"]) == ("7.5", "8")
     assert (rows["alice", "ALL", "TOTAL"]["points"], rows["bob", "ALL", "TOTAL"]["points"]) == ("7.5", "6")
     feedback = (out.parent / "feedback" / "alice.md").read_text(encoding="utf-8")
-    assert "Total: 7.5 of 8 points (6 of 6 autograded, 1.5 of 2 by hand)" in feedback
+    assert "## exercises.ipynb: 7.5 of 8 points (6 of 6 autograded, 1.5 of 2 by hand)" in feedback
+    assert "Total: 7.5 of 13 points (6 of 11 autograded, 1.5 of 2 by hand)" in feedback     # steps.ipynb: missing
     assert "Model answer and rubric (instructor notebook):" in feedback
     assert "> Without it, each output group sees only its own input group" in feedback
